@@ -1,0 +1,25 @@
+"""archgym: Gymnasium environments for hardware/accelerator co-design.
+
+``import archgym`` registers every built-in env id (``archgym/Systolic-v0``,
+...) with Gymnasium; ``gymnasium.make(id)`` then builds an
+:class:`~archgym.env.ArchGymEnv`.  The nouns: :class:`DesignSpace`,
+:class:`Workload`, :class:`Metrics`, :class:`Objective`, :class:`Simulator`.
+"""
+
+from .metrics import Metrics, unit_of
+from .objective import Objective, ObjectiveError, Target
+from .registry import EnvSpec, env_ids, make, register_env, spec_of
+from .registry import _register_builtins as _register_builtins
+from .simulator import Evaluation, Evaluator, Simulator, load_simulator
+from .space import Choice, Constraint, DesignSpace, FloatRange, IntRange, InvalidDesign, Param, Pow2
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Metrics", "unit_of", "Objective", "ObjectiveError", "Target",
+    "EnvSpec", "env_ids", "make", "register_env", "spec_of",
+    "Evaluation", "Evaluator", "Simulator", "load_simulator",
+    "Choice", "Constraint", "DesignSpace", "FloatRange", "IntRange", "InvalidDesign", "Param", "Pow2",
+]
+
+_register_builtins()

@@ -1,0 +1,183 @@
+"""ArchGymEnv: the one Gymnasium environment for every accelerator simulator."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .objective import Objective
+from .simulator import Evaluation, Evaluator, Simulator, load_simulator
+
+__all__ = ["ArchGymEnv"]
+
+
+class ArchGymEnv(gym.Env):
+    """Design-space exploration of one accelerator model as a Gymnasium env.
+
+    ## Description
+    ``simulator x workload x objective``.  Each step evaluates one accelerator
+    design with the simulator (an analytic/cycle-approximate model) on the
+    workload and rewards it with the objective.
+
+    ## Modes
+    * ``mode="design"`` (default): a one-shot episode. The action is a whole
+      design; the step evaluates it and the episode terminates.  This is the
+      black-box search setting used by every non-RL agent.
+    * ``mode="edit"``: the episode starts at the default design (or a random one
+      with ``reset(options={"random_start": True})``) and each action nudges one
+      parameter by -1/0/+1 index.  The episode never terminates by itself; pass
+      ``max_episode_steps`` to ``gym.make`` to truncate it.
+
+    ## Action space
+    ``design`` mode: ``MultiDiscrete(space.nvec)``, one index per parameter
+    (decode with ``env.unwrapped.space.decode(action)``).
+    ``edit`` mode: ``MultiDiscrete([n_params, 3])``: (parameter index, move) with
+    move 0 = -1, 1 = stay, 2 = +1.
+
+    ## Observation space
+    ``Box(0, 1, float32)``: for each objective metric ``m``, ``m / (m + m_ref)``
+    with ``m_ref`` the default design's value (1.0 when infeasible), then the
+    ``feasible`` and ``target_met`` flags; in ``edit`` mode followed by the
+    current design's normalised indices.
+
+    ## Reward
+    ``objective.reward(metrics)``: finite, in ``[0, 1]``, higher is better; 0 for
+    an infeasible design (see :mod:`archgym.objective`).
+
+    ## Info
+    Every metric (units in the names), ``feasible``, ``target_met``, ``reason``:
+    the same keys every step.  Evaluation counters live on
+    ``env.unwrapped.evaluator`` (``sim_calls``, ``cache_hits``).
+
+    ## Arguments
+    ``simulator``: ``"module:Class"`` string, class or instance; ``workload``:
+    one of ``simulator.workloads()``; ``objective``: an
+    :class:`~archgym.objective.Objective`, a spec string (``"energy_j*latency_s"``)
+    or a dict ``{"spec": ..., "targets": [...]}``; ``simulator_kwargs``: passed to
+    the simulator's constructor.
+
+    ## Version history
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        simulator: str | type | Simulator,
+        workload: str | None = None,
+        objective: Objective | str | Mapping | None = None,
+        *,
+        mode: str = "design",
+        render_mode: str | None = None,
+        simulator_kwargs: Mapping[str, Any] | None = None,
+        cache_size: int = 1 << 16,
+    ) -> None:
+        if mode not in ("design", "edit"):
+            raise ValueError(f"mode={mode!r}; allowed: 'design', 'edit'")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}; allowed: {self.metadata['render_modes']}")
+        self.mode = mode
+        self.render_mode = render_mode
+        sim = load_simulator(simulator, **dict(simulator_kwargs or {}))
+        self.evaluator = Evaluator(sim, workload, _as_objective(objective), cache_size=cache_size)
+        self.simulator = sim
+        self.space = self.evaluator.space
+        self.objective = self.evaluator.objective
+        ref = self.evaluator.reference_metrics
+        self._obs_ref = np.array(
+            [_pos(ref.get(m)) for m in self.objective.metrics], dtype=np.float64
+        )
+        n_obs = len(self.objective.metrics) + 2 + (len(self.space.params) if mode == "edit" else 0)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(n_obs,), dtype=np.float32)
+        if mode == "design":
+            self.action_space = spaces.MultiDiscrete(self.space.nvec)
+        else:
+            self.action_space = spaces.MultiDiscrete(np.array([len(self.space.params), 3]))
+        self._indices = self.space.encode(self.evaluator.default_design)
+        self._last: Evaluation | None = None
+
+    # --- gymnasium API -------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        if self.mode == "edit" and options.get("random_start"):
+            self._indices = self.np_random.integers(0, self.space.nvec).astype(np.int64)
+        else:
+            self._indices = self.space.encode(self.evaluator.default_design)
+        self._last = None
+        if self.mode == "edit":
+            self._last = self.evaluator.evaluate(self.space.decode(self._indices))
+        return self._observation(self._last), self._info(self._last)
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.int64).reshape(-1)
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action.tolist()} is outside the action space {self.action_space}")
+        if self.mode == "design":
+            self._indices = action.copy()
+        else:
+            j, move = int(action[0]), int(action[1]) - 1
+            nxt = self._indices.copy()
+            nxt[j] = min(max(nxt[j] + move, 0), self.space.nvec[j] - 1)
+            self._indices = nxt
+        ev = self.evaluator.evaluate(self.space.decode(self._indices))
+        self._last = ev
+        terminated = self.mode == "design"
+        return self._observation(ev), float(ev.reward), terminated, False, self._info(ev)
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        if self._last is None:
+            return f"{self.simulator.name} on {self.evaluator.workload}: no design evaluated yet\n"
+        d = ", ".join(f"{k}={v}" for k, v in self._last.design.items())
+        return f"[{d}] reward={self._last.reward:.4f}\n{self._last.metrics.summary()}\n"
+
+    def close(self) -> None:
+        pass
+
+    # --- helpers -----------------------------------------------------------------
+    @property
+    def design(self) -> dict:
+        """The current design (last evaluated in design mode; current in edit mode)."""
+        return self.space.decode(self._indices)
+
+    def _observation(self, ev: Evaluation | None) -> np.ndarray:
+        vals = []
+        for m, ref in zip(self.objective.metrics, self._obs_ref):
+            v = ev.metrics.get(m) if ev is not None else math.nan
+            vals.append(v / (v + ref) if (math.isfinite(v) and v >= 0) else 1.0)
+        vals.append(1.0 if (ev is not None and ev.feasible) else 0.0)
+        vals.append(1.0 if (ev is not None and ev.target_met) else 0.0)
+        if self.mode == "edit":
+            span = np.maximum(self.space.nvec - 1, 1)
+            vals.extend((self._indices / span).tolist())
+        return np.clip(np.asarray(vals, dtype=np.float32), 0.0, 1.0)
+
+    def _info(self, ev: Evaluation | None) -> dict:
+        if ev is None:
+            info = {k: math.nan for k in self.evaluator.metric_names}
+            if "cycles" in info:
+                info["cycles"] = -1
+            info.update(feasible=False, target_met=False, reason="")
+            return info
+        return self.evaluator.info(ev)
+
+
+def _pos(v: float) -> float:
+    return v if (math.isfinite(v) and v > 0) else 1.0
+
+
+def _as_objective(obj: Objective | str | Mapping | None) -> Objective | None:
+    if obj is None or isinstance(obj, Objective):
+        return obj
+    if isinstance(obj, str):
+        return Objective.parse(obj)
+    if isinstance(obj, Mapping):
+        return Objective.parse(obj.get("spec"), obj.get("targets", ()))
+    raise TypeError(f"objective must be an Objective, a spec string or a mapping, got {type(obj).__name__}")

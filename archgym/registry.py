@@ -1,0 +1,97 @@
+"""Environment registration: plain data plus lazily imported ``"module:Class"`` strings.
+
+``import archgym`` registers every id in :data:`BUILTIN_ENVS` with Gymnasium
+without importing any simulator (the class is imported on ``gym.make``).  Users
+add their own accelerator with one :func:`register_env` call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import gymnasium as gym
+
+__all__ = ["EnvSpec", "BUILTIN_ENVS", "register_env", "env_ids", "spec_of", "make"]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What one env id means: a simulator class path, a default workload and objective."""
+
+    id: str
+    simulator: str
+    workload: str | None = None
+    objective: str | Mapping | None = None
+    simulator_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+BUILTIN_ENVS: tuple[EnvSpec, ...] = (
+    EnvSpec(
+        "archgym/Systolic-v0",
+        "simulators.systolic:SystolicSimulator",
+        workload="llama-2-7b/prefill",
+        objective="energy_j*latency_s",
+        description="Generic R x C systolic array (os/ws/is) with SRAM, DRAM bandwidth and energy/area; SCALE-Sim-exact cycle mode.",
+    ),
+)
+
+_REGISTERED: dict[str, EnvSpec] = {}
+
+
+def register_env(
+    id: str,
+    simulator: str,
+    *,
+    workload: str | None = None,
+    objective: str | Mapping | None = None,
+    simulator_kwargs: Mapping[str, Any] | None = None,
+    description: str = "",
+) -> EnvSpec:
+    """Register ``id`` (e.g. ``"archgym/MyAccel-v0"``) for ``gym.make``.
+
+    ``simulator`` is a ``"package.module:ClassName"`` string naming a
+    :class:`~archgym.simulator.Simulator` subclass; it is imported only when the
+    env is made.  Re-registering an id replaces it.
+    """
+    spec = EnvSpec(id, simulator, workload, objective, dict(simulator_kwargs or {}), description)
+    kwargs: dict[str, Any] = {"simulator": simulator}
+    if workload is not None:
+        kwargs["workload"] = workload
+    if objective is not None:
+        kwargs["objective"] = objective
+    if simulator_kwargs:
+        kwargs["simulator_kwargs"] = dict(simulator_kwargs)
+    if id in gym.registry:
+        del gym.registry[id]
+    gym.register(id=id, entry_point="archgym.env:ArchGymEnv", kwargs=kwargs, nondeterministic=False)
+    _REGISTERED[id] = spec
+    return spec
+
+
+def env_ids() -> list[str]:
+    """Every id registered through :func:`register_env`."""
+    return list(_REGISTERED)
+
+
+def spec_of(env_id: str) -> EnvSpec:
+    """The :class:`EnvSpec` of a registered id (``ValueError`` lists known ids)."""
+    try:
+        return _REGISTERED[env_id]
+    except KeyError:
+        raise ValueError(f"unknown env id {env_id!r}; registered: {', '.join(_REGISTERED)}") from None
+
+
+def make(env_id: str, **kwargs: Any):
+    """``gym.make`` for a registered archgym id, with a clear error for unknown ids."""
+    spec_of(env_id)
+    return gym.make(env_id, **kwargs)
+
+
+def _register_builtins() -> None:
+    for s in BUILTIN_ENVS:
+        register_env(
+            s.id, s.simulator, workload=s.workload, objective=s.objective,
+            simulator_kwargs=s.simulator_kwargs, description=s.description,
+        )

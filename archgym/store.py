@@ -1,0 +1,312 @@
+"""The run log: one SQLite file, one row per evaluation.
+
+* WAL mode, ``synchronous=NORMAL``: a committed transaction survives the
+  writing process being killed (``kill -9``) at any instant.
+* Batched inserts: rows are buffered and committed every ``batch_rows`` rows
+  or ``batch_seconds`` seconds, and on :meth:`RunStore.flush`/``close``.  A
+  crash loses at most the uncommitted buffer, which a resumed run recomputes.
+* ``PRIMARY KEY (run_id, step)``: a row is never duplicated; resuming appends
+  from the first missing step.
+* Only the driver process writes (workers return results to it).
+
+Designs and metrics are stored compactly as JSON arrays whose column names
+(parameter names; metric names with units in them) are stored once per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+__all__ = ["RunStore", "RunInfo", "StoreError", "LoggedEval"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    env_id TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    budget INTEGER NOT NULL,
+    objective TEXT NOT NULL,
+    design_names TEXT NOT NULL,
+    metric_names TEXT NOT NULL,
+    created REAL NOT NULL,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    design TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    reward REAL NOT NULL,
+    feasible INTEGER NOT NULL,
+    target_met INTEGER NOT NULL,
+    cached INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    wall_s REAL NOT NULL,
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+"""
+
+
+class StoreError(ValueError):
+    """The run log cannot be opened or does not match the run being resumed."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the ``runs`` table."""
+
+    run_id: str
+    env_id: str
+    workload: str
+    agent: str
+    params: dict
+    seed: int
+    budget: int
+    objective: dict
+    design_names: tuple[str, ...]
+    metric_names: tuple[str, ...]
+    created: float
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class LoggedEval:
+    """One logged evaluation, decoded."""
+
+    run_id: str
+    step: int
+    design: dict
+    metrics: dict
+    reward: float
+    feasible: bool
+    target_met: bool
+    cached: bool
+    reason: str
+    wall_s: float
+
+
+def _dump(values: Sequence[Any]) -> str:
+    # NaN/inf are not JSON; store them as null / strings and restore on load.
+    out = []
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            out.append(None if v != v else ("inf" if v > 0 else "-inf"))
+        else:
+            out.append(v)
+    return json.dumps(out, separators=(",", ":"))
+
+
+def _load(text: str) -> list:
+    vals = json.loads(text)
+    return [math.nan if v is None else (float(v) if v in ("inf", "-inf") else v) for v in vals]
+
+
+class RunStore:
+    """A SQLite run log (see module docstring).  Use as a context manager.
+
+    ``path`` is a file path; ``":memory:"`` works for tests.  Raises
+    :class:`StoreError` with a one-line message if the file cannot be opened or
+    created (unwritable directory, not a database).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, batch_rows: int = 512, batch_seconds: float = 1.0) -> None:
+        self.path = str(path)
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self._buf: list[tuple] = []
+        self._last_flush = time.monotonic()
+        if self.path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise StoreError(f"cannot create run log {self.path!r}: directory {parent!r} does not exist")
+            if not os.access(parent, os.W_OK) or (os.path.exists(self.path) and not os.access(self.path, os.W_OK)):
+                raise StoreError(f"cannot write run log {self.path!r}: permission denied")
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open run log {self.path!r}: {e}") from None
+
+    # --- context manager -----------------------------------------------------------
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Commit buffered rows and close the connection (idempotent)."""
+        if getattr(self, "conn", None) is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self.conn.close()
+            self.conn = None
+
+    # --- runs ------------------------------------------------------------------------
+    def begin_run(
+        self, run_id: str, *, env_id: str, workload: str, agent: str, params: Mapping[str, Any], seed: int,
+        budget: int, objective: Mapping[str, Any], design_names: Sequence[str], metric_names: Sequence[str],
+    ) -> RunInfo:
+        """Create the run row, or check an existing one matches and raise its budget."""
+        existing = self.run(run_id)
+        if existing is not None:
+            if tuple(design_names) != existing.design_names:
+                raise StoreError(
+                    f"run {run_id} in {self.path} was logged with parameters {existing.design_names}, "
+                    f"not {tuple(design_names)}: the design space changed; use a new --db or --run-id"
+                )
+            if budget > existing.budget:
+                self.conn.execute("UPDATE runs SET budget=?, finished=NULL WHERE run_id=?", (budget, run_id))
+            return self.run(run_id)
+        self.conn.execute(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL)",
+            (run_id, env_id, workload, agent, json.dumps(dict(params), sort_keys=True), int(seed), int(budget),
+             json.dumps(dict(objective), sort_keys=True), json.dumps(list(design_names)),
+             json.dumps(list(metric_names)), time.time()),
+        )
+        return self.run(run_id)
+
+    def finish_run(self, run_id: str) -> None:
+        """Flush and mark the run finished."""
+        self.flush()
+        self.conn.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
+
+    def run(self, run_id: str) -> RunInfo | None:
+        """The run's metadata, or None."""
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return None if row is None else _run_info(row)
+
+    def runs(self) -> list[RunInfo]:
+        """Every run in the log, oldest first."""
+        return [_run_info(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, run_id")]
+
+    # --- evaluations -----------------------------------------------------------------
+    def append(
+        self, run_id: str, step: int, design_values: Sequence[Any], metric_values: Sequence[float], *,
+        reward: float, feasible: bool, target_met: bool, cached: bool, reason: str, wall_s: float,
+    ) -> None:
+        """Buffer one evaluation row; commits when the batch is full or old."""
+        self._buf.append(
+            (run_id, int(step), _dump(design_values), _dump(metric_values), float(reward), int(feasible),
+             int(target_met), int(cached), reason, float(wall_s))
+        )
+        if len(self._buf) >= self.batch_rows or time.monotonic() - self._last_flush > self.batch_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit buffered rows in one transaction (duplicates of committed steps are ignored)."""
+        if self._buf:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", self._buf)
+            self._buf.clear()
+        self._last_flush = time.monotonic()
+
+    def count(self, run_id: str) -> int:
+        """Number of committed rows of a run."""
+        return self.conn.execute("SELECT COUNT(*) FROM evals WHERE run_id=?", (run_id,)).fetchone()[0]
+
+    def evals(self, run_id: str) -> Iterator[LoggedEval]:
+        """Committed rows of a run in step order, decoded with their names."""
+        info = self.run(run_id)
+        if info is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}")
+        for r in self.conn.execute(
+            "SELECT run_id, step, design, metrics, reward, feasible, target_met, cached, reason, wall_s "
+            "FROM evals WHERE run_id=? ORDER BY step", (run_id,)
+        ):
+            design = dict(zip(info.design_names, _load(r[2])))
+            metrics = dict(zip(info.metric_names, _load(r[3])))
+            yield LoggedEval(r[0], r[1], design, metrics, r[4], bool(r[5]), bool(r[6]), bool(r[7]), r[8], r[9])
+
+    def contiguous_prefix(self, run_id: str) -> list[LoggedEval]:
+        """Committed rows 0..n-1 with no gap (what a resumed run replays)."""
+        out = []
+        for i, e in enumerate(self.evals(run_id)):
+            if e.step != i:
+                break
+            out.append(e)
+        return out
+
+    # --- export ------------------------------------------------------------------
+    def table(self, run_ids: Sequence[str] | None = None) -> tuple[list[str], list[list[Any]]]:
+        """All rows of the given runs (default: all) as a header and a list of rows.
+
+        Columns: run_id, env_id, workload, agent, seed, step, every design
+        parameter (``p_<name>``), every metric (units in the names), reward,
+        feasible, target_met, cached, reason, wall_s.
+        """
+        infos = [self.run(r) for r in run_ids] if run_ids else self.runs()
+        if any(i is None for i in infos):
+            missing = [r for r, i in zip(run_ids or [], infos) if i is None]
+            raise StoreError(f"no run {missing[0]!r} in {self.path}")
+        pnames: list[str] = []
+        mnames: list[str] = []
+        for i in infos:
+            pnames += [n for n in i.design_names if n not in pnames]
+            mnames += [n for n in i.metric_names if n not in mnames]
+        header = (["run_id", "env_id", "workload", "agent", "seed", "step"] + [f"p_{n}" for n in pnames] + mnames
+                  + ["reward", "feasible", "target_met", "cached", "reason", "wall_s"])
+        rows = []
+        for i in infos:
+            for e in self.evals(i.run_id):
+                rows.append(
+                    [i.run_id, i.env_id, i.workload, i.agent, i.seed, e.step]
+                    + [e.design.get(n) for n in pnames] + [e.metrics.get(n, math.nan) for n in mnames]
+                    + [e.reward, e.feasible, e.target_met, e.cached, e.reason, e.wall_s]
+                )
+        return header, rows
+
+    def export_csv(self, out: str | os.PathLike, run_ids: Sequence[str] | None = None) -> int:
+        """Write the :meth:`table` as CSV; returns the number of rows."""
+        header, rows = self.table(run_ids)
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        return len(rows)
+
+    def export_parquet(self, out: str | os.PathLike, run_ids: Sequence[str] | None = None) -> int:
+        """Write the :meth:`table` as Parquet (needs ``pyarrow``: ``pip install archgym[parquet]``)."""
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise StoreError("Parquet export needs pyarrow: pip install 'archgym[parquet]'") from None
+        header, rows = self.table(run_ids)
+        cols = {h: [r[j] for r in rows] for j, h in enumerate(header)}
+        arrays = {}
+        for h, vals in cols.items():
+            # design parameters may mix ints and strings across runs: keep strings then
+            if h.startswith("p_") and len({type(v) for v in vals if v is not None}) > 1:
+                vals = [None if v is None else str(v) for v in vals]
+            arrays[h] = pa.array(vals)
+        pq.write_table(pa.table(arrays), str(out))
+        return len(rows)
+
+
+def _run_info(r: Sequence[Any]) -> RunInfo:
+    return RunInfo(
+        r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], json.loads(r[7]), tuple(json.loads(r[8])),
+        tuple(json.loads(r[9])), r[10], r[11],
+    )
