@@ -58,7 +58,8 @@ class ArchGymEnv(gym.Env):
     one of ``simulator.workloads()``; ``objective``: an
     :class:`~archgym.objective.Objective`, a spec string (``"energy_j*latency_s"``)
     or a dict ``{"spec": ..., "targets": [...]}``; ``simulator_kwargs``: passed to
-    the simulator's constructor.
+    the simulator's constructor; ``fixed``: parameters pinned to one value
+    (``{"dataflow": "ws"}``), so the action space covers only the rest.
 
     ## Version history
     * v0: initial release.
@@ -75,6 +76,7 @@ class ArchGymEnv(gym.Env):
         mode: str = "design",
         render_mode: str | None = None,
         simulator_kwargs: Mapping[str, Any] | None = None,
+        fixed: Mapping[str, Any] | None = None,
         cache_size: int = 1 << 16,
     ) -> None:
         if mode not in ("design", "edit"):
@@ -84,7 +86,7 @@ class ArchGymEnv(gym.Env):
         self.mode = mode
         self.render_mode = render_mode
         sim = load_simulator(simulator, **dict(simulator_kwargs or {}))
-        self.evaluator = Evaluator(sim, workload, _as_objective(objective), cache_size=cache_size)
+        self.evaluator = Evaluator(sim, workload, _as_objective(objective), cache_size=cache_size, fixed=fixed)
         self.simulator = sim
         self.space = self.evaluator.space
         self.objective = self.evaluator.objective

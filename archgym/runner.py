@@ -74,7 +74,8 @@ class RunResult:
 
 
 def make_evaluator(env_id: str, *, workload: str | None = None, objective: Objective | str | None = None,
-                   simulator_kwargs: Mapping[str, Any] | None = None) -> Evaluator:
+                   simulator_kwargs: Mapping[str, Any] | None = None,
+                   fixed: Mapping[str, Any] | None = None) -> Evaluator:
     """An :class:`Evaluator` for a registered env id, with optional overrides."""
     spec = spec_of(env_id)
     sim = load_simulator(spec.simulator, **{**dict(spec.simulator_kwargs), **dict(simulator_kwargs or {})})
@@ -83,16 +84,20 @@ def make_evaluator(env_id: str, *, workload: str | None = None, objective: Objec
         obj = Objective.parse(obj)
     elif isinstance(obj, Mapping):
         obj = Objective.parse(obj.get("spec"), obj.get("targets", ()))
-    return Evaluator(sim, workload or spec.workload, obj)
+    return Evaluator(sim, workload or spec.workload, obj, fixed=fixed)
 
 
 def run_id_for(env_id: str, workload: str, objective: Objective, agent: str, params: Mapping[str, Any],
-               seed: int, simulator_kwargs: Mapping[str, Any] | None = None) -> str:
-    """Deterministic run id: the same command gives the same id (so it resumes)."""
-    key = json.dumps(
-        [env_id, workload, objective.to_dict(), agent, dict(params), int(seed), dict(simulator_kwargs or {})],
-        sort_keys=True, default=str,
-    )
+               seed: int, simulator_kwargs: Mapping[str, Any] | None = None,
+               fixed: Mapping[str, Any] | None = None) -> str:
+    """Deterministic run id: the same command gives the same id (so it resumes).
+
+    The budget is not part of the id: re-running with a larger budget extends the run.
+    """
+    key = [env_id, workload, objective.to_dict(), agent, dict(params), int(seed), dict(simulator_kwargs or {})]
+    if fixed:
+        key.append(dict(fixed))
+    key = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
@@ -132,6 +137,7 @@ def run(
     workload: str | None = None,
     objective: Objective | str | None = None,
     simulator_kwargs: Mapping[str, Any] | None = None,
+    fixed: Mapping[str, Any] | None = None,
     evaluator: Evaluator | None = None,
     progress: Callable[[int, float], None] | None = None,
     run_id: str | None = None,
@@ -145,14 +151,15 @@ def run(
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget={budget!r} must be a positive integer")
     ev = evaluator or make_evaluator(env_id, workload=workload, objective=objective,
-                                     simulator_kwargs=simulator_kwargs)
+                                     simulator_kwargs=simulator_kwargs, fixed=fixed)
     if isinstance(agent, Agent):
         ag = agent
         params_d = _params_dict(ag.params)
     else:
         ag = make_agent(agent, ev.space, seed=seed, params=params, objective=ev.objective, budget=budget)
         params_d = _params_dict(ag.params)
-    rid = run_id or run_id_for(env_id, ev.workload, ev.objective, ag.name, params_d, seed, simulator_kwargs)
+    rid = run_id or run_id_for(env_id, ev.workload, ev.objective, ag.name, params_d, seed, simulator_kwargs,
+                               ev.fixed)
     t0 = time.perf_counter()
     best = _Best()
     resumed = 0

@@ -134,15 +134,19 @@ class Evaluator:
 
     ``objective.ref`` is filled in from the simulator's default design when it is
     ``None`` (one calibration evaluation, counted in ``calibration_calls``, not
-    in ``sim_calls``).  ``cache_size=0`` disables the cache.
+    in ``sim_calls``).  ``cache_size=0`` disables the cache.  ``fixed`` pins
+    some parameters (``{"dataflow": "ws"}``): agents then search the rest.
     """
 
     def __init__(
         self, simulator: Simulator, workload: str | None = None, objective: Objective | None = None,
-        *, cache_size: int = 1 << 16,
+        *, cache_size: int = 1 << 16, fixed: Mapping[str, Any] | None = None,
     ) -> None:
         self.simulator = simulator
         self.space: DesignSpace = simulator.design_space()
+        self.fixed = dict(self.space.validate(fixed, partial=True)) if fixed else {}
+        if self.fixed:
+            self.space = self.space.restrict(self.fixed)
         self.workload = simulator.check_workload(workload or simulator.workloads()[0])
         objective = objective or Objective()
         self.sim_calls = 0
@@ -150,19 +154,20 @@ class Evaluator:
         self.calibration_calls = 0
         self._cache: OrderedDict[tuple, Metrics] = OrderedDict()
         self._cache_size = cache_size
-        self.default_design = self.space.validate(simulator.default_design())
+        self.default_design = {**simulator.default_design(), **self.fixed}
+        self.default_design = self.space.validate(self.default_design)
         ref_metrics = simulator.evaluate(self.default_design, self.workload)
         self.calibration_calls = 1
         self.reference_metrics = ref_metrics
-        if objective.ref is None:
-            objective = objective.with_reference(objective.cost(ref_metrics))
-        self.objective = objective
         for m in objective.metrics:
             if m not in ref_metrics.as_dict():
                 raise ValueError(
                     f"objective metric {m!r} is not reported by {simulator.name}; "
                     f"available: {', '.join(ref_metrics.names())}"
                 )
+        if objective.ref is None:
+            objective = objective.with_reference(objective.cost(ref_metrics))
+        self.objective = objective
         self.metric_names = tuple(ref_metrics.as_dict())
 
     def metrics_of(self, design: Mapping[str, Any]) -> tuple[Metrics, bool]:

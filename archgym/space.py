@@ -304,6 +304,21 @@ class DesignSpace:
     def __contains__(self, name: str) -> bool:
         return name in self.names
 
+    def restrict(self, fixed: Mapping[str, Any]) -> "DesignSpace":
+        """A sub-space with some parameters pinned to one value (validated).
+
+        The pinned parameters stay in the space (as one-option choices), so
+        designs keep every key and simulators need no change.
+        """
+        pinned = self.validate(fixed, partial=True)
+        params = []
+        for p in self.params:
+            if p.name in pinned:
+                params.append(Choice(name=p.name, options=(pinned[p.name],), doc=p.doc, unit=p.unit))
+            else:
+                params.append(p)
+        return DesignSpace(params, self.constraints)
+
     # --- validation ----------------------------------------------------------------
     def validate(self, design: Mapping[str, Any], *, partial: bool = False) -> dict:
         """Return a normalised copy of ``design``; raise :class:`InvalidDesign`.

@@ -50,6 +50,7 @@ class ModelConfig:
     top_k: int = 0
     expert_hidden: int = 0
     w_bits: int = 16
+    tied_embeddings: bool = False
 
     @property
     def head_dim(self) -> int:
@@ -70,9 +71,12 @@ _HF = "Hugging Face config.json of "
 MODELS: dict[str, ModelConfig] = {
     m.name: m
     for m in [
-        ModelConfig("opt-125m", "opt", 12, 768, 3072, 12, 12, 50272, _HF + "facebook/opt-125m"),
-        ModelConfig("opt-1.3b", "opt", 24, 2048, 8192, 32, 32, 50272, _HF + "facebook/opt-1.3b"),
-        ModelConfig("opt-2.7b", "opt", 32, 2560, 10240, 32, 32, 50272, _HF + "facebook/opt-2.7b"),
+        ModelConfig("opt-125m", "opt", 12, 768, 3072, 12, 12, 50272, _HF + "facebook/opt-125m",
+                    tied_embeddings=True),
+        ModelConfig("opt-1.3b", "opt", 24, 2048, 8192, 32, 32, 50272, _HF + "facebook/opt-1.3b",
+                    tied_embeddings=True),
+        ModelConfig("opt-2.7b", "opt", 32, 2560, 10240, 32, 32, 50272, _HF + "facebook/opt-2.7b",
+                    tied_embeddings=True),
         ModelConfig("phi-2", "phi", 32, 2560, 10240, 32, 32, 51200, _HF + "microsoft/phi-2"),
         ModelConfig("yi-6b", "llama", 32, 4096, 11008, 32, 4, 64000, _HF + "01-ai/Yi-6B"),
         ModelConfig("llama-7b", "llama", 32, 4096, 11008, 32, 32, 32000, "LLaMA-1 7B (Touvron et al. 2023, Table 2)"),

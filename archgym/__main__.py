@@ -1,0 +1,7 @@
+"""``python -m archgym`` = the ``archgym`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

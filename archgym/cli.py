@@ -1,0 +1,290 @@
+"""The ``archgym`` command line.
+
+Bad input (unknown env id, agent, parameter or hyperparameter; a value outside
+the space; a malformed objective, target or spec; an unwritable run log) prints
+one line ``archgym: error: ...`` to stderr and exits with code 2.  Rows already
+committed to the run log are never lost: the log is flushed on every exit path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-input error reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + error)
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            k, sep, v = part.partition("=")
+            if not sep or not k.strip():
+                raise CliError(f"malformed {what} {part!r}; expected name=value")
+            out[k.strip()] = _auto(v.strip())
+    return out
+
+
+def _auto(v: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return v
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from .agent import BadHyperparameter, UnknownAgent
+    from .objective import ObjectiveError
+    from .space import InvalidDesign
+    from .store import StoreError
+
+    return (CliError, InvalidDesign, UnknownAgent, BadHyperparameter, ObjectiveError, StoreError, ValueError,
+            FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+# --- commands --------------------------------------------------------------------------
+def cmd_envs(args: argparse.Namespace) -> int:
+    import archgym
+    from archgym.simulator import load_simulator
+
+    print(f"{'env id':<24} {'designs':>12}  {'default workload':<26} description")
+    for env_id in archgym.env_ids():
+        spec = archgym.spec_of(env_id)
+        try:
+            size = f"{load_simulator(spec.simulator, **spec.simulator_kwargs).design_space().size:,}"
+        except ImportError as e:  # an optional dependency of one simulator is missing
+            size = f"n/a ({e.name})"
+        print(f"{env_id:<24} {size:>12}  {spec.workload or '-':<26} {spec.description}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from .runner import make_evaluator
+
+    ev = make_evaluator(args.env_id, workload=args.workload, simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"))
+    sim = ev.simulator
+    print(f"{args.env_id}: {type(sim).__name__}")
+    print(f"reference: {sim.reference}")
+    print(f"workloads: {', '.join(sim.workloads())}")
+    print(f"default objective: {ev.objective.describe()}")
+    print(ev.space.describe())
+    print("default design: " + ", ".join(f"{k}={v}" for k, v in ev.default_design.items()))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .runner import make_evaluator
+
+    ev = make_evaluator(args.env_id, workload=args.workload, objective=_objective(args),
+                        simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"))
+    design = {**ev.default_design, **_parse_assignments(args.design, "design assignment")}
+    e = ev.evaluate(design)
+    print("design: " + ", ".join(f"{k}={v}" for k, v in e.design.items()))
+    print(f"workload: {ev.workload}; objective: {ev.objective.describe()}; reward {e.reward:.6f}"
+          + (f"; targets met: {e.target_met}" if ev.objective.targets else ""))
+    print(e.metrics.summary())
+    return 0
+
+
+def _objective(args: argparse.Namespace):
+    from .objective import Objective
+
+    if getattr(args, "objective", None) is None and not getattr(args, "target", None):
+        return None
+    if args.objective is None:
+        from .registry import spec_of
+
+        spec = spec_of(args.env_id).objective
+        base = spec if isinstance(spec, str) else (spec or {}).get("spec")
+        return Objective.parse(base, args.target)
+    return Objective.parse(args.objective, args.target or ())
+
+
+def cmd_run(args: argparse.Namespace, agent_params: dict[str, Any]) -> int:
+    from .registry import spec_of
+    from .runner import Progress, run
+    from .store import RunStore
+
+    spec_of(args.env_id)
+    if args.budget < 1:
+        raise CliError(f"--budget {args.budget}: must be >= 1")
+    objective = _objective(args)
+    sim_kwargs = _parse_assignments(args.sim_opt, "--sim-opt")
+    fixed = _parse_assignments(args.fix, "--fix")
+    store = RunStore(args.db)
+    try:
+        progress = None if args.quiet else Progress(args.budget, label=f"{args.agent}")
+        res = run(
+            args.env_id, args.agent, args.budget, seed=args.seed, params=agent_params, store=store,
+            workload=args.workload, objective=objective, simulator_kwargs=sim_kwargs, fixed=fixed or None,
+            progress=progress,
+        )
+    finally:
+        store.close()
+    print(res.summary())
+    print(f"run log: {args.db} (run id {res.run_id})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .store import RunStore, StoreError
+    import os
+
+    if not os.path.exists(args.db):
+        raise StoreError(f"run log {args.db!r} does not exist")
+    fmt = args.format or ("parquet" if args.out.endswith(".parquet") else "csv")
+    if fmt not in ("csv", "parquet"):
+        raise CliError(f"--format {fmt!r}; allowed: csv, parquet")
+    with RunStore(args.db) as st:
+        n = st.export_parquet(args.out, args.run) if fmt == "parquet" else st.export_csv(args.out, args.run)
+    print(f"wrote {n} rows to {args.out} ({fmt})")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import os
+
+    from .plots import plot_runs
+    from .store import RunStore, StoreError
+
+    if not os.path.exists(args.db):
+        raise StoreError(f"run log {args.db!r} does not exist")
+    with RunStore(args.db) as st:
+        out = plot_runs(st, args.out, run_ids=args.run, x=args.x, y=args.y)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import os
+
+    from .store import RunStore, StoreError
+
+    if not os.path.exists(args.db):
+        raise StoreError(f"run log {args.db!r} does not exist")
+    with RunStore(args.db) as st:
+        print(f"{'run id':<13} {'env':<22} {'agent':<8} {'seed':>4} {'rows':>7} {'budget':>7} {'best reward':>11} finished")
+        for r in st.runs():
+            best = st.conn.execute("SELECT MAX(reward) FROM evals WHERE run_id=? AND feasible=1",
+                                   (r.run_id,)).fetchone()[0]
+            print(f"{r.run_id:<13} {r.env_id:<22} {r.agent:<8} {r.seed:>4} {st.count(r.run_id):>7} {r.budget:>7} "
+                  f"{(best if best is not None else math.nan):>11.6f} {'yes' if r.finished else 'no'}")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------
+def _add_env_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("env_id", help="a registered env id (see `archgym envs`)")
+    p.add_argument("--workload", help="workload name (default: the env's)")
+    p.add_argument("--sim-opt", action="append", default=[], metavar="K=V",
+                   help="simulator constructor option, e.g. mode=scalesim (repeatable)")
+
+
+def _add_objective_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--objective", help="metrics to minimise, e.g. latency_s, energy_j*latency_s, max:throughput_per_s")
+    p.add_argument("--target", action="append", default=[], metavar="METRIC<=V",
+                   help="a target, e.g. 'area_mm2<=2' (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="archgym", description="Gymnasium environments for accelerator design-space exploration.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub.add_parser("envs", help="list registered env ids with their design-space size")
+    d = sub.add_parser("describe", help="show an env's design space, workloads and default design")
+    _add_env_opts(d)
+    e = sub.add_parser("eval", help="evaluate one design (unspecified parameters take the default)")
+    _add_env_opts(e)
+    _add_objective_opts(e)
+    e.add_argument("design", nargs="*", metavar="PARAM=VALUE")
+    r = sub.add_parser("run", help="run a search agent for a budget of evaluations, logging every one")
+    _add_env_opts(r)
+    _add_objective_opts(r)
+    r.add_argument("--agent", default="random", help="agent name (default: random)")
+    r.add_argument("--budget", type=int, default=200, help="number of evaluations (default: 200)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--db", default="runs.db", help="SQLite run log (default: runs.db)")
+    r.add_argument("--fix", action="append", default=[], metavar="PARAM=VALUE",
+                   help="pin a design parameter; the agent searches the rest (repeatable)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    x = sub.add_parser("export", help="export the run log to CSV or Parquet")
+    x.add_argument("--db", default="runs.db")
+    x.add_argument("--out", required=True, help="output file (.csv or .parquet)")
+    x.add_argument("--format", choices=None, help="csv or parquet (default: from the file name)")
+    x.add_argument("--run", action="append", help="only these run ids (repeatable)")
+    pl = sub.add_parser("plot", help="PNG: best-so-far curves and a metric-vs-metric Pareto scatter")
+    pl.add_argument("--db", default="runs.db")
+    pl.add_argument("--out", default="archgym_runs.png")
+    pl.add_argument("--run", action="append", help="only these run ids (repeatable)")
+    pl.add_argument("--x", help="x metric (default: first objective metric)")
+    pl.add_argument("--y", help="y metric")
+    rs = sub.add_parser("runs", help="list the runs in a run log")
+    rs.add_argument("--db", default="runs.db")
+    return p
+
+
+def _agent_params(argv: list[str], agent: str) -> tuple[list[str], dict[str, Any]]:
+    """Split the agent's typed hyperparameter options (``--pop-size 32``) off argv."""
+    from .agent import agent_class
+
+    cls = agent_class(agent)
+    fields = dataclasses.fields(cls.Params)
+    if not fields:
+        return argv, {}
+    hp = _Parser(prog=f"archgym run --agent {agent}", add_help=False)
+    for f in fields:
+        typ = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": str}.get(str(f.type), str)
+        hp.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=None,
+                        help=f.metadata.get("help", ""))
+    ns, rest = hp.parse_known_args(argv)
+    return rest, {k: v for k, v in vars(ns).items() if v is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``archgym`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        agent_params: dict[str, Any] = {}
+        if argv and argv[0] == "run":
+            agent = "random"
+            for i, a in enumerate(argv):
+                if a == "--agent" and i + 1 < len(argv):
+                    agent = argv[i + 1]
+                elif a.startswith("--agent="):
+                    agent = a.split("=", 1)[1]
+            argv, agent_params = _agent_params(argv, agent)
+        args = build_parser().parse_args(argv)
+        if args.cmd == "run":
+            return cmd_run(args, agent_params)
+        return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
+                "plot": cmd_plot, "runs": cmd_runs}[args.cmd](args)
+    except KeyboardInterrupt:
+        print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+    except _known_errors() as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"archgym: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Objective: finite, bounded, higher-is-better rewards; targets; parsing errors."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archgym.metrics import Metrics
+from archgym.objective import Objective, ObjectiveError, Target
+
+pos = st.floats(1e-12, 1e12, allow_nan=False, allow_infinity=False)
+
+
+@given(pos, pos)
+def test_single_metric_reward_bounded_and_monotone(a, b):
+    obj = Objective({"latency_s": 1.0}, ref=1e-3)
+    ra, rb = obj.reward(Metrics(latency_s=a)), obj.reward(Metrics(latency_s=b))
+    assert 0.0 <= ra <= 1.0 and 0.0 <= rb <= 1.0
+    if a < b:
+        assert ra >= rb
+
+
+def test_reference_scores_half_and_infeasible_scores_zero():
+    obj = Objective.parse("energy_j*latency_s").with_reference(2.0)
+    assert obj.reward(Metrics(energy_j=1.0, latency_s=2.0)) == pytest.approx(0.5)
+    assert obj.reward(Metrics.infeasible("too big")) == 0.0
+    assert obj.reward(Metrics(energy_j=math.nan, latency_s=1.0)) == 0.0
+    assert obj.reward(Metrics(energy_j=0.0, latency_s=1.0)) == 0.0
+
+
+def test_maximise_with_negative_weight():
+    obj = Objective.parse("max:throughput_per_s").with_reference(1 / 100.0)
+    lo = obj.reward(Metrics(throughput_per_s=10.0))
+    hi = obj.reward(Metrics(throughput_per_s=1000.0))
+    mid = obj.reward(Metrics(throughput_per_s=100.0))
+    assert mid == pytest.approx(0.5)
+    assert hi > mid > lo
+    assert obj.directions == ("maximize",)
+
+
+def test_targets_only():
+    obj = Objective.parse(None, ["latency_s<=0.05", "area_mm2<=2"])
+    met = Metrics(latency_s=0.04, area_mm2=1.0)
+    assert obj.target_met(met) and obj.reward(met) == 1.0
+    half = Metrics(latency_s=0.1, area_mm2=1.0)
+    assert not obj.target_met(half)
+    assert obj.reward(half) == pytest.approx((0.5 + 1.0) / 2)
+
+
+@given(pos, pos, pos, pos)
+def test_targets_are_lexicographic_over_cost(l1, a1, l2, a2):
+    obj = Objective.parse("latency_s", ["area_mm2<=2"]).with_reference(1.0)
+    m1, m2 = Metrics(latency_s=l1, area_mm2=a1), Metrics(latency_s=l2, area_mm2=a2)
+    r1, r2 = obj.reward(m1), obj.reward(m2)
+    assert 0 <= r1 <= 1 and 0 <= r2 <= 1
+    if obj.target_met(m1) and not obj.target_met(m2):
+        assert r1 > r2
+    if obj.target_met(m1):
+        assert r1 >= 0.5
+    else:
+        assert r1 < 0.5
+
+
+@pytest.mark.parametrize("spec", ["lat ency", "latency_s^x", "latency", "energy_j*"])
+def test_malformed_objective(spec):
+    with pytest.raises(ObjectiveError):
+        Objective.parse(spec)
+
+
+@pytest.mark.parametrize("t", ["latency_s<<1", "latency_s<=abc", "latency<=1", "latency_s<=-1"])
+def test_malformed_target(t):
+    with pytest.raises(ObjectiveError):
+        Target.parse(t)
+
+
+def test_round_trip_dict_and_describe():
+    obj = Objective.parse("energy_j*latency_s^2", ["area_mm2<=2"]).with_reference(3.0)
+    assert Objective.from_dict(obj.to_dict()) == obj
+    assert obj.describe() == "minimize energy_j*latency_s^2 s.t. area_mm2<=2"
