@@ -10,6 +10,7 @@ ever implied.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -45,6 +46,7 @@ UNIT_SUFFIXES: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def unit_of(name: str) -> str:
     """Unit of a metric from its name suffix; raises ``ValueError`` if none."""
     best = ""
@@ -118,6 +120,19 @@ class Metrics:
         out += [k for k, v in self.extra.items() if _finite(v)]
         return out
 
+    def vector(self, names: tuple[str, ...]) -> list[float]:
+        """Values of ``names`` in order as floats (NaN where absent); the fast path
+        used by the run log."""
+        ex = self.extra
+        out = []
+        for n in names:
+            if n in _CORE_SET:
+                v = getattr(self, n)
+                out.append(math.nan if v is None else float(v))
+            else:
+                out.append(float(ex.get(n, math.nan)))
+        return out
+
     def as_dict(self) -> dict[str, float]:
         """Flat ``{name: value}`` of every core and extra metric (NaN where absent)."""
         d: dict[str, Any] = {}
@@ -143,6 +158,9 @@ class Metrics:
 _CORE = tuple(
     f.name for f in fields(Metrics) if f.name not in ("feasible", "reason", "extra", "breakdown")
 )
+
+
+_CORE_SET = frozenset(_CORE)
 
 
 def _finite(v: Any) -> bool:

@@ -186,11 +186,10 @@ def run(
         ag.tell(e.design, e.metrics, e.reward)
         best.update(step, e.design, e.metrics, e.reward, e.target_met)
         if store is not None:
-            md = e.metrics.as_dict()
             store.append(
-                rid, step, [e.design[n] for n in ev.space.names], [md.get(n, math.nan) for n in ev.metric_names],
-                reward=e.reward, feasible=e.feasible, target_met=e.target_met, cached=e.cached,
-                reason=e.metrics.reason, wall_s=e.wall_s,
+                rid, step, tuple(e.design.values()), e.metrics.vector(ev.metric_names), reward=e.reward,
+                feasible=e.feasible, target_met=e.target_met, cached=e.cached, reason=e.metrics.reason,
+                wall_s=e.wall_s,
             )
         if progress is not None:
             progress(step + 1, best.reward)

@@ -176,8 +176,10 @@ class Evaluator:
         Raises :class:`InvalidDesign` for a design outside the space; a
         constraint violation returns an infeasible :class:`Metrics`.
         """
-        d = self.space.validate(design)
-        key = tuple(d[n] for n in self.space.names)
+        return self._metrics_of(self.space.validate(design))
+
+    def _metrics_of(self, d: dict) -> tuple[Metrics, bool]:
+        key = tuple(d.values())
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -202,14 +204,13 @@ class Evaluator:
         the work done by this process.
         """
         if self._cache_size:
-            d = self.space.validate(design)
-            self._cache[tuple(d[n] for n in self.space.names)] = metrics
+            self._cache[tuple(self.space.validate(design).values())] = metrics
 
     def evaluate(self, design: Mapping[str, Any]) -> Evaluation:
         """Evaluate one design: metrics, reward, target flag, cache flag, wall time."""
         t0 = time.perf_counter()
-        m, cached = self.metrics_of(design)
         d = self.space.validate(design)
+        m, cached = self._metrics_of(d)
         return Evaluation(
             d, m, self.objective.reward(m), self.objective.target_met(m), cached, time.perf_counter() - t0
         )

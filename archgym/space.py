@@ -69,7 +69,15 @@ class Param:
             raise ValueError(f"parameter {self.name!r} has duplicate values: {vals}")
 
     @property
-    def values(self) -> tuple:  # pragma: no cover - abstract
+    def values(self) -> tuple:
+        """The ordered tuple of allowed values (computed once)."""
+        vals = self.__dict__.get("_values_cache")
+        if vals is None:
+            vals = self._compute_values()
+            object.__setattr__(self, "_values_cache", vals)
+        return vals
+
+    def _compute_values(self) -> tuple:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
@@ -138,8 +146,7 @@ class IntRange(Param):
             raise ValueError(f"IntRange {self.name!r}: need low <= high and step >= 1")
         super().__post_init__()
 
-    @property
-    def values(self) -> tuple:
+    def _compute_values(self) -> tuple:
         return tuple(range(self.low, self.high + 1, self.step))
 
 
@@ -158,8 +165,7 @@ class Pow2(Param):
             raise ValueError(f"Pow2 {self.name!r}: need low <= high")
         super().__post_init__()
 
-    @property
-    def values(self) -> tuple:
+    def _compute_values(self) -> tuple:
         lo, hi = int(math.log2(self.low)), int(math.log2(self.high))
         return tuple(1 << e for e in range(lo, hi + 1))
 
@@ -179,8 +185,7 @@ class Choice(Param):
         object.__setattr__(self, "options", tuple(self.options))
         super().__post_init__()
 
-    @property
-    def values(self) -> tuple:
+    def _compute_values(self) -> tuple:
         return self.options
 
     @property
@@ -208,8 +213,7 @@ class FloatRange(Param):
             raise ValueError(f"FloatRange {self.name!r}: log scale needs low > 0")
         super().__post_init__()
 
-    @property
-    def values(self) -> tuple:
+    def _compute_values(self) -> tuple:
         if self.log:
             pts = np.geomspace(self.low, self.high, self.num)
         else:
@@ -274,6 +278,8 @@ class DesignSpace:
         object.__setattr__(self, "params", tuple(params))
         object.__setattr__(self, "constraints", tuple(constraints))
         names = [p.name for p in self.params]
+        object.__setattr__(self, "_names", tuple(names))
+        object.__setattr__(self, "_nvec", np.array([p.size for p in self.params], dtype=np.int64))
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate parameter names in design space: {names}")
         if not names:
@@ -283,12 +289,12 @@ class DesignSpace:
     @property
     def names(self) -> tuple[str, ...]:
         """Parameter names in declaration order."""
-        return tuple(p.name for p in self.params)
+        return self._names
 
     @property
     def nvec(self) -> np.ndarray:
         """Number of values per parameter (the ``MultiDiscrete`` nvec)."""
-        return np.array([p.size for p in self.params], dtype=np.int64)
+        return self._nvec.copy()
 
     @property
     def size(self) -> int:
@@ -328,7 +334,8 @@ class DesignSpace:
         """
         if not isinstance(design, Mapping):
             raise InvalidDesign(f"a design must be a mapping of parameter names to values, got {type(design).__name__}")
-        unknown = [k for k in design if k not in self.names]
+        names = self._names
+        unknown = [k for k in design if k not in names]
         if unknown:
             raise InvalidDesign(
                 f"unknown parameter {unknown[0]!r}; parameters: {', '.join(self.names)}"
@@ -391,7 +398,7 @@ class DesignSpace:
     # --- sampling and enumeration -----------------------------------------------
     def sample(self, rng: np.random.Generator) -> dict:
         """A uniformly random design (constraints are not applied)."""
-        return self.decode(rng.integers(0, self.nvec))
+        return self.decode(rng.integers(0, self._nvec))
 
     def sample_indices(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` uniformly random index vectors, shape ``(n, d)``."""

@@ -5,12 +5,18 @@
 * Batched inserts: rows are buffered and committed every ``batch_rows`` rows
   or ``batch_seconds`` seconds, and on :meth:`RunStore.flush`/``close``.  A
   crash loses at most the uncommitted buffer, which a resumed run recomputes.
+  Encoding and committing a batch happen on a writer thread of the driver
+  process (SQLite releases the GIL while it writes), so logging costs the
+  evaluation loop little more than appending a tuple.
 * ``PRIMARY KEY (run_id, step)``: a row is never duplicated; resuming appends
   from the first missing step.
 * Only the driver process writes (workers return results to it).
 
-Designs and metrics are stored compactly as JSON arrays whose column names
-(parameter names; metric names with units in them) are stored once per run.
+Designs are stored as JSON arrays and metrics as little-endian float64 blobs
+(NaN where a metric is absent); their column names (parameter names; metric
+names with units in them) are stored once per run in ``runs``.  Use
+:meth:`RunStore.evals`, ``archgym export`` or :meth:`RunStore.table` to read
+them back with names.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import csv
 import json
 import math
 import os
+import queue
 import sqlite3
+import struct
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
@@ -48,7 +57,7 @@ CREATE TABLE IF NOT EXISTS evals (
     run_id TEXT NOT NULL,
     step INTEGER NOT NULL,
     design TEXT NOT NULL,
-    metrics TEXT NOT NULL,
+    metrics BLOB NOT NULL,
     reward REAL NOT NULL,
     feasible INTEGER NOT NULL,
     target_met INTEGER NOT NULL,
@@ -98,20 +107,20 @@ class LoggedEval:
     wall_s: float
 
 
-def _dump(values: Sequence[Any]) -> str:
-    # NaN/inf are not JSON; store them as null / strings and restore on load.
-    out = []
-    for v in values:
-        if isinstance(v, float) and not math.isfinite(v):
-            out.append(None if v != v else ("inf" if v > 0 else "-inf"))
-        else:
-            out.append(v)
-    return json.dumps(out, separators=(",", ":"))
+_ENC = json.JSONEncoder(separators=(",", ":"))
 
 
-def _load(text: str) -> list:
-    vals = json.loads(text)
-    return [math.nan if v is None else (float(v) if v in ("inf", "-inf") else v) for v in vals]
+def _dump_design(values: Sequence[Any]) -> str:
+    return _ENC.encode(list(values))
+
+
+def _dump_metrics(values: Sequence[float]) -> bytes:
+    # little-endian float64 per metric (NaN where absent): exact, compact and fast
+    return struct.pack(f"<{len(values)}d", *values)
+
+
+def _load_metrics(blob: bytes) -> list[float]:
+    return list(struct.unpack(f"<{len(blob) // 8}d", blob))
 
 
 class RunStore:
@@ -128,6 +137,10 @@ class RunStore:
         self.batch_seconds = batch_seconds
         self._buf: list[tuple] = []
         self._last_flush = time.monotonic()
+        self._lock = threading.RLock()
+        self._queue: queue.Queue = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
         if self.path != ":memory:":
             parent = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(parent):
@@ -153,12 +166,16 @@ class RunStore:
         self.close()
 
     def close(self) -> None:
-        """Commit buffered rows and close the connection (idempotent)."""
+        """Commit buffered rows, stop the writer thread and close the connection (idempotent)."""
         if getattr(self, "conn", None) is None:
             return
         try:
             self.flush()
         finally:
+            if self._writer is not None:
+                self._queue.put(None)
+                self._writer.join()
+                self._writer = None
             self.conn.close()
             self.conn = None
 
@@ -176,9 +193,11 @@ class RunStore:
                     f"not {tuple(design_names)}: the design space changed; use a new --db or --run-id"
                 )
             if budget > existing.budget:
-                self.conn.execute("UPDATE runs SET budget=?, finished=NULL WHERE run_id=?", (budget, run_id))
+                with self._lock:
+                    self.conn.execute("UPDATE runs SET budget=?, finished=NULL WHERE run_id=?", (budget, run_id))
             return self.run(run_id)
-        self.conn.execute(
+        with self._lock:
+            self.conn.execute(
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL)",
             (run_id, env_id, workload, agent, json.dumps(dict(params), sort_keys=True), int(seed), int(budget),
              json.dumps(dict(objective), sort_keys=True), json.dumps(list(design_names)),
@@ -189,54 +208,90 @@ class RunStore:
     def finish_run(self, run_id: str) -> None:
         """Flush and mark the run finished."""
         self.flush()
-        self.conn.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
+        with self._lock:
+            self.conn.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
 
     def run(self, run_id: str) -> RunInfo | None:
         """The run's metadata, or None."""
-        row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        with self._lock:
+            row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return None if row is None else _run_info(row)
 
     def runs(self) -> list[RunInfo]:
         """Every run in the log, oldest first."""
-        return [_run_info(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, run_id")]
+        with self._lock:
+            return [_run_info(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, run_id")]
 
     # --- evaluations -----------------------------------------------------------------
     def append(
         self, run_id: str, step: int, design_values: Sequence[Any], metric_values: Sequence[float], *,
         reward: float, feasible: bool, target_met: bool, cached: bool, reason: str, wall_s: float,
     ) -> None:
-        """Buffer one evaluation row; commits when the batch is full or old."""
+        """Buffer one evaluation row; a full or old batch goes to the writer thread."""
         self._buf.append(
-            (run_id, int(step), _dump(design_values), _dump(metric_values), float(reward), int(feasible),
-             int(target_met), int(cached), reason, float(wall_s))
+            (run_id, step, design_values, metric_values, reward, feasible, target_met, cached, reason, wall_s)
         )
         if len(self._buf) >= self.batch_rows or time.monotonic() - self._last_flush > self.batch_seconds:
-            self.flush()
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise StoreError(f"writing the run log {self.path!r} failed: {err}")
+        if self._buf:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="archgym-store", daemon=True)
+                self._writer.start()
+            self._queue.put(self._buf)
+            self._buf = []
+        self._last_flush = time.monotonic()
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                rows = [
+                    (r[0], int(r[1]), _dump_design(r[2]), _dump_metrics(r[3]), float(r[4]), int(r[5]), int(r[6]),
+                     int(r[7]), r[8], float(r[9]))
+                    for r in batch
+                ]
+                with self._lock, self.conn:
+                    self.conn.execute("BEGIN")
+                    self.conn.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            except BaseException as e:  # reported to the driver on its next append/flush
+                self._error = e
+            finally:
+                self._queue.task_done()
 
     def flush(self) -> None:
-        """Commit buffered rows in one transaction (duplicates of committed steps are ignored)."""
-        if self._buf:
-            with self.conn:
-                self.conn.execute("BEGIN")
-                self.conn.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", self._buf)
-            self._buf.clear()
-        self._last_flush = time.monotonic()
+        """Commit every buffered row (waits for the writer thread); duplicates of committed
+        steps are ignored."""
+        self._hand_off()
+        if self._writer is not None:
+            self._queue.join()
+        if self._error is not None:
+            self._hand_off()
 
     def count(self, run_id: str) -> int:
         """Number of committed rows of a run."""
-        return self.conn.execute("SELECT COUNT(*) FROM evals WHERE run_id=?", (run_id,)).fetchone()[0]
+        with self._lock:
+            return self.conn.execute("SELECT COUNT(*) FROM evals WHERE run_id=?", (run_id,)).fetchone()[0]
 
     def evals(self, run_id: str) -> Iterator[LoggedEval]:
         """Committed rows of a run in step order, decoded with their names."""
         info = self.run(run_id)
         if info is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
-        for r in self.conn.execute(
-            "SELECT run_id, step, design, metrics, reward, feasible, target_met, cached, reason, wall_s "
-            "FROM evals WHERE run_id=? ORDER BY step", (run_id,)
-        ):
-            design = dict(zip(info.design_names, _load(r[2])))
-            metrics = dict(zip(info.metric_names, _load(r[3])))
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT run_id, step, design, metrics, reward, feasible, target_met, cached, reason, wall_s "
+                "FROM evals WHERE run_id=? ORDER BY step", (run_id,)
+            ).fetchall()
+        for r in rows:
+            design = dict(zip(info.design_names, json.loads(r[2])))
+            metrics = dict(zip(info.metric_names, _load_metrics(r[3])))
             yield LoggedEval(r[0], r[1], design, metrics, r[4], bool(r[5]), bool(r[6]), bool(r[7]), r[8], r[9])
 
     def contiguous_prefix(self, run_id: str) -> list[LoggedEval]:

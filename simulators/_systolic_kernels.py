@@ -99,10 +99,11 @@ def layer_eval(M, K, N, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_
             wr_dram = mn * PSUM_BITS * (kf - 1) + mn * a_bits
             ps_dram_rd = mn * PSUM_BITS * (kf - 1)
     if mode == 1:
-        # SCALE-Sim CALC mode: stall-free; every OFMAP SRAM write reaches DRAM.
+        # SCALE-Sim CALC mode: stall-free; every partial-sum write reaches DRAM
+        # (M*N per row fold for ws/is; the OS over-count is SRAM-only).
         if_dram = mk * a_bits
         fl_dram = kn * w_bits
-        wr_dram = of_wr * a_bits
+        wr_dram = mn * a_bits if df == 0 else mn * kf * a_bits
         ps_dram_rd = 0
     rd_dram = if_dram + fl_dram + ps_dram_rd
     if mode == 1:

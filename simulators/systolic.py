@@ -147,7 +147,7 @@ def layer_model(
     if md == 1:
         ps_rd = 0
         rd = M * K * ab + K * N * wb
-        wr = of_wr * ab
+        wr = M * N * ab * (1 if df == 0 else kf)
         cycles = cyc
     else:
         spill = False

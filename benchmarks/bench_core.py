@@ -1,0 +1,90 @@
+"""Core speed benchmark: batched systolic evaluation, single-design latency, logging cost.
+
+Run:  python benchmarks/bench_core.py            (about a minute on 2 cores)
+
+Prints a markdown table; benchmarks/README.md records the figures.  Every
+figure is the median of several repeats measured in this one process, side by
+side, on whatever machine runs it (machines are shared and noisy: compare
+ratios, not absolute times across machines).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from archgym.runner import make_evaluator, run
+from archgym.store import RunStore
+from simulators.systolic import SystolicSimulator
+
+WORKLOAD = "llama-2-7b/prefill"
+
+
+def median_time(fn, repeats: int = 5) -> float:
+    fn()  # warm-up (numba compilation / cache load)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def bench_batch(n_designs: int = 200_000) -> tuple[float, float]:
+    sim = SystolicSimulator()
+    idx = sim.design_space().sample_indices(np.random.default_rng(0), n_designs)
+    n_layers = len(sim.gemms(WORKLOAD))
+    t = median_time(lambda: sim.evaluate_batch(idx, WORKLOAD))
+    return n_designs * n_layers / t, n_designs / t
+
+
+def bench_single(n: int = 20_000) -> float:
+    sim = SystolicSimulator()
+    d = sim.default_design()
+
+    def loop():
+        for _ in range(n):
+            sim.evaluate(d, WORKLOAD)
+
+    return median_time(loop) / n
+
+
+def bench_logging(budget: int = 20_000) -> tuple[float, float, float]:
+    """Run loop with and without the SQLite run log; returns (evals/s without, with, overhead)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        def no_store():
+            ev = make_evaluator("archgym/Systolic-v0", workload="opt-125m/decode")
+            run("archgym/Systolic-v0", "random", budget, seed=0, evaluator=ev)
+
+        counter = iter(range(10**9))
+
+        def with_store():
+            ev = make_evaluator("archgym/Systolic-v0", workload="opt-125m/decode")
+            with RunStore(Path(tmp) / f"b{next(counter)}.db") as st:
+                run("archgym/Systolic-v0", "random", budget, seed=0, evaluator=ev, store=st)
+
+        t0 = median_time(no_store, 3)
+        t1 = median_time(with_store, 3)
+    return budget / t0, budget / t1, t1 / t0 - 1.0
+
+
+def main() -> None:
+    layers_per_s, designs_per_s = bench_batch()
+    single = bench_single()
+    no_log, with_log, overhead = bench_logging()
+    print("| figure | value |")
+    print("|---|---|")
+    print(f"| batched systolic layer-evaluations/s (`evaluate_batch`, {WORKLOAD}) | {layers_per_s:,.0f} |")
+    print(f"| batched designs/s ({WORKLOAD}, whole model) | {designs_per_s:,.0f} |")
+    print(f"| one {WORKLOAD} evaluation of one design (`evaluate`) | {single * 1e6:.1f} us |")
+    print(f"| run loop, random agent, no run log | {no_log:,.0f} eval/s |")
+    print(f"| run loop, random agent, SQLite run log | {with_log:,.0f} eval/s |")
+    print(f"| logging overhead | {overhead * 100:.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
