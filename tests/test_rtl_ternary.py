@@ -28,6 +28,7 @@ from rtl_models.ternary import (
     bitlinear,
     bitlinear_trace,
     dequantize,
+    gated_rmsnorm,
     glu,
     layer_lower_bounds,
     mlgru_sequence,
@@ -394,7 +395,7 @@ def test_mlgru_vs_torch_reference():
     h_tol = 2e-6 * np.abs(h_ref).max(1, keepdims=True) / (1 - f.max(1, keepdims=True))
     assert np.all(np.abs(res.states - h_ref) <= h_tol)
     assert np.array_equal(res.final_state, res.states[:, -1])
-    o_model = (rmsnorm(bitlinear(x, p.g_proj), p.g_norm_gamma) * res.states) * sigmoid(res.states)
+    o_model = gated_rmsnorm(bitlinear(x, p.g_proj), p.g_norm_gamma, res.states)
     o_ref = ref["o"].numpy()
     assert np.all(np.abs(o_model - o_ref) <= 3e-5 * np.abs(o_ref).max(-1, keepdims=True))
     tr = bitlinear_trace(o_model, p.o_proj)
