@@ -121,10 +121,10 @@ def test_bitlinear_bit_exact_vs_torch(rounding):
     ref = ref_bitlinear(T(x), T(gamma), T(w), rounding)
     assert torch.equal(T(tr.y), ref["y"])
     assert torch.equal(T(tr.s_x), ref["s_x"])
-    assert torch.equal(T(tr.q.astype(np.float32)), ref["q"])
-    assert torch.equal(T(layer.weights.unpack().astype(np.float32)), ref["t"])
+    assert torch.equal(T(tr.q), ref["q"].to(torch.int8))
+    assert torch.equal(T(layer.weights.unpack()), ref["t"].to(torch.int8))
     assert torch.equal(T(np.asarray(layer.weights.s_w)), ref["s_w"])
-    assert torch.equal(T(tr.acc.acc.astype(np.float32)), ref["acc"])
+    assert torch.equal(T(tr.acc.acc), ref["acc"].to(torch.int64))
     assert torch.equal(T(tr.out), ref["out"])
     assert not tr.acc.any_overflow
     assert np.abs(tr.q).max() == 127 and tr.q.min() >= -127  # the -128 clamp never fires (§2.4)
@@ -313,6 +313,49 @@ def test_fake_quant_path_within_stated_bound():
     diff = np.abs(fake - tr.out)
     assert np.all(diff <= bound)
     assert np.median(diff / np.abs(tr.out).clip(min=1e-30)) < 1e-6  # §6.1 reports median 3e-7
+
+
+def released_rms_norm_ref(x, weight, eps=1e-6):
+    """mmfreelm/modules/layernorm.py rms_norm_ref (no bias, no residual), verbatim math."""
+    rstd = 1 / torch.sqrt((x.square()).mean(dim=-1, keepdim=True) + eps)
+    return x * rstd * weight
+
+
+def released_activation_quant(x):
+    """mmfreelm/ops/fusedbitnet.py activation_quant, verbatim."""
+    scale = 127.0 / x.abs().max(dim=-1, keepdim=True).values.clamp_(min=1e-5)
+    return (x * scale).round().clamp_(-128, 127) / scale
+
+
+def released_weight_quant(w):
+    """mmfreelm/ops/fusedbitnet.py weight_quant, verbatim."""
+    scale = 1.0 / w.abs().mean().clamp_(min=1e-5)
+    return (w * scale).round().clamp_(-1, 1) / scale
+
+
+def test_released_bitlinear_path_within_stated_bound():
+    """The released pure-torch path end to end (rms_norm_ref eps 1e-6 -> activation_quant ->
+    weight_quant -> F.linear) vs the integer model. Its own mean/sqrt move y by <= (K+4)u
+    relative (see the rmsnorm bound), which moves s_x by as much and can flip an int8 code
+    sitting within that distance of a .5 boundary. Bound per output:
+    (K+4)u * S_j / (s_x s_w)  [fake-quant GEMM]  +  2 (K+4)u |out_j|  [s_x, beta]
+    +  (# flipped codes of the token) * beta / s_x  [one LSB each]."""
+    rng = np.random.default_rng(14)
+    k = 512
+    w, gamma, layer = make_layer(rng, 128, k)
+    x = rand_x(rng, (64, k))
+    tr = bitlinear_trace(x, layer)
+    y_rel = released_rms_norm_ref(T(x), T(gamma))
+    out_rel = F.linear(released_activation_quant(y_rel), released_weight_quant(T(w))).numpy()
+    q_rel, _ = ref_act_quant(y_rel, "half_even")
+    flips = np.abs(tr.q.astype(np.int64) - q_rel.numpy().astype(np.int64))
+    assert flips.max() <= 1 and flips.mean() < 1e-3
+    t = layer.weights.unpack()
+    s_abs = np.abs(tr.q.astype(np.int64)) @ np.abs(t.astype(np.int64)).T
+    beta = float(layer.weights.beta)
+    bound = ((k + 4) * U32 * s_abs * beta / tr.s_x[:, None] + 2 * (k + 4) * U32 * np.abs(tr.out)
+             + flips.sum(-1, keepdims=True) * beta / tr.s_x[:, None])
+    assert np.all(np.abs(out_rel - tr.out) <= bound)
 
 
 # --- MLGRU and GLU ------------------------------------------------------------------------
