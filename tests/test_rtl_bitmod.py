@@ -9,7 +9,6 @@ deviation, shared with the model: the MSE mean accumulates its float64 sum in in
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -448,6 +447,31 @@ def test_narrow_error_bound_is_zero_for_the_exact_config():
     assert narrow_error_bound(quant, fp16_activations(rng, 128), 0, PEConfig.exact()) == 0.0
 
 
+def test_pe_narrow_rounding_by_hand():
+    # One FP4 group of 4: w = s*[12, 10, 10, 10], s = 2^-4 -> fp4_er_pos codes [12, 10, 10, 10].
+    # Terms: 12 -> (exp2, bsig0) + (exp2, bsig1); 10 -> (exp1, bsig0) + (exp2, bsig1).
+    # a = [1, 1025*2^-14, 1027*2^-14, 2^-20]: significands 1024, 1025, 1027, 16 (subnormal),
+    # effective exponents 15, 11, 11, 1.
+    # Slot 0: e = [17, 12, 12, 2], E = 17; aligned (3 guard bits) = [8192, 1025/4, 1027/4, 16/2^12]
+    #   RNE -> [8192, 256, 257, 0] = 8705; truncate -> 8704; units 2^(17-25-3) = 2^-11.
+    # Slot 1: e = [17, 13, 13, 3]; aligned = [8192, 1025/2, 1027/2, ~0]
+    #   RNE -> [8192, 512, 514, 0] = 9218 (both ties to even); truncate -> 9217; units 2^-10.
+    # Group acc (15-bit signed = 14 magnitude bits): 8705 + 2*9218 = 27141 (15 bits) -> /2 =
+    #   13570.5 -> RNE 13570, units 2^-10; truncate: (8704 + 2*9217) >> 1 = 13569.
+    # Dequant by the fp16 scale 2^-4 (significand 1024) is exact. Output = acc * 2^-4.
+    w = (np.array([[12, 10, 10, 10]]) * 2.0 ** -4).astype(np.float16)
+    quant = quantize_weights(w, bits=4, group=4)
+    assert quant.codes.tolist() == [[12, 10, 10, 10]] and quant.scales[0, 0] == 2.0 ** -4
+    a = np.array([1.0, 1025 * 2.0 ** -14, 1027 * 2.0 ** -14, 2.0 ** -20], np.float16)
+    out = {r: BitmodPE(PEConfig(rounding=r)).run_row(quant, 0, a).output for r in Rounding}
+    assert out[Rounding.RNE] == 13570 * 2.0 ** -14
+    assert out[Rounding.TRUNCATE] == 13569 * 2.0 ** -14
+    wide_acc = BitmodPE(PEConfig(acc_man_bits=16)).run_row(quant, 0, a).output
+    assert wide_acc == 27141 * 2.0 ** -15  # no accumulator rounding with 15 magnitude bits
+    exact = Fraction(1, 16) * (12 + 10 * (Fraction(1025 + 1027, 2 ** 14) + Fraction(1, 2 ** 20)))
+    assert BitmodPE(PEConfig.exact()).run_row(quant, 0, a).output == float(exact)
+
+
 NARROW_ROWS = []  # (bits, int8, rounding, max err, max err/bound, max rel err) for the report
 
 
@@ -517,3 +541,8 @@ def test_bad_inputs_raise_clear_value_errors():
         pe_dot(quantize_weights(np.ones((1, 128)), scale_dtype="float32"), np.ones(128))
     with pytest.raises(ValueError, match="acc_man_bits="):
         PEConfig(acc_man_bits=1)
+    good = quantize_weights(np.ones((1, 8)), group=4, scale_dtype=np.float32)
+    assert good.scale_dtype == "float32"
+    with pytest.raises(ValueError, match="outside the 4-bit code set"):
+        type(good)(bits=4, group=4, scale_dtype="float16", codes=np.full((1, 8), 5, np.int8),
+                   selectors=good.selectors, scales=good.scales)

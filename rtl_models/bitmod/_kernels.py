@@ -28,8 +28,8 @@ def rnd(x, mode):
         return x
     a = abs(x)
     _, e = math.frexp(a)  # a = m * 2**e with 0.5 <= m < 1: leading bit has weight 2**(e-1)
-    q = max(e - 1, -14) - 10  # float16 ulp exponent (normal: 10 fraction bits; subnormal 2**-24)
-    r = math.ldexp(np.rint(math.ldexp(a, -q)), q)  # power-of-two scalings are exact
+    ulp = 2.0 ** (max(e - 1, -14) - 10)  # float16 ulp (normal: 10 fraction bits; subnormal 2**-24)
+    r = np.rint(a / ulp) * ulp  # power-of-two scalings are exact
     if r > 65504.0:  # ties at 65520 went to 65536 by rint (even): both overflow to inf
         r = np.inf
     return r if x > 0 else -r
@@ -46,6 +46,7 @@ def search_groups(w, vals, nvals, mids, qmax, is_int, mode, lo, hi, codes_out, s
     n, g_size = w.shape
     n_cand = vals.shape[0]
     tmp = np.empty(g_size, np.int64)
+    dq_tab = np.empty(vals.shape[1])
     for g in range(n):
         rmax = 0.0
         for i in range(g_size):
@@ -60,6 +61,9 @@ def search_groups(w, vals, nvals, mids, qmax, is_int, mode, lo, hi, codes_out, s
                 s = lo
             if s > hi:
                 s = hi
+            if not is_int:
+                for k in range(nvals[c]):  # rd(code * s) for each of the set's codes
+                    dq_tab[k] = rnd(vals[c, k] * s, mode)
             acc = 0.0  # sequential float64 sum: exact for float16 squares (see quantizer.py)
             for i in range(g_size):
                 x = rnd(w[g, i] / s, mode)
@@ -69,13 +73,14 @@ def search_groups(w, vals, nvals, mids, qmax, is_int, mode, lo, hi, codes_out, s
                         q = qmax[c]
                     if q < -qmax[c]:
                         q = -qmax[c]
+                    dq = rnd(q * s, mode)
                 else:
                     k = 0
                     while k < nvals[c] - 1 and mids[c, k] < x:
                         k += 1
                     q = vals[c, k]
+                    dq = dq_tab[k]
                 tmp[i] = np.int64(q)
-                dq = rnd(q * s, mode)
                 d = rnd(dq - w[g, i], mode)
                 acc += rnd(d * d, mode)
             if mode != MODE_F64:  # float32 sum and divide, then the compute dtype (torch mean)

@@ -19,6 +19,10 @@ Per cycle the PE takes one bit-serial term of each of 4 weights and 4 full FP16 
    the paper does not give its format, default 25 = float32 significand + sign) and finally
    multiplies by the per-channel FP16 scale when INT8 group scales are used.
 
+Schedule: groups in order; within a group, lane-groups of 4 consecutive weights in index
+order; for each lane-group its terms in ``decompose_terms`` order (lowest bsig first, as the
+dev RTL serial reader), one term slot per cycle.
+
 Every narrowing step rounds the exact value once (RNE, or truncation as the dev RTL's plain
 shifts: magnitude truncation for lane alignment, floor for the two's-complement accumulators).
 ``None`` for a width means exact. Deliberate idealisations of the July-2024 dev RTL, which the
@@ -104,6 +108,9 @@ class PEConfig:
 class PEResult:
     """One output of one PE: value, total cycles and their split; trace if requested.
 
+    ``cycles`` runs from the first dot-product cycle to the last dequant cycle.
+    ``stall_cycles`` counts cycles in which the dot stage had work but waited because the
+    dequant unit had not yet taken the previous group (only when scale bits > group cycles).
     ``trace`` entries are ``(cycle, "dot", group, lane_group, term_slot)``,
     ``(cycle, "stall", group)`` and ``(cycle, "deq", group, scale_bit_index)``.
     """

@@ -45,6 +45,7 @@ import numpy as np
 
 from . import _kernels
 from .datatypes import BitmodInputError, ValueSet, _check_bits, candidate_sets
+from .datatypes import allowed_codes as _allowed_codes
 
 __all__ = ["BitmodQuant", "quantize_weights", "SCALE_DTYPES"]
 
@@ -85,6 +86,28 @@ class BitmodQuant:
     scales: np.ndarray
     channel_scales: np.ndarray | None = None
     scale_codes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        bits = _check_bits(self.bits)
+        if self.codes.ndim != 2 or self.group < 1 or self.codes.shape[1] % self.group:
+            raise BitmodInputError(
+                f"codes shape {self.codes.shape} does not split into groups of {self.group}"
+            )
+        k, ng = self.codes.shape[0], self.codes.shape[1] // self.group
+        per_group = ["selectors", "scales"] + (["scale_codes"] if self.scale_codes is not None else [])
+        for name in per_group:
+            shape = getattr(self, name).shape
+            if shape != (k, ng):
+                raise BitmodInputError(f"{name} must have shape {(k, ng)}, got {shape}")
+        if (self.channel_scales is None) != (self.scale_codes is None):
+            raise BitmodInputError("channel_scales and scale_codes must be given together or not")
+        if self.channel_scales is not None and self.channel_scales.shape != (k,):
+            raise BitmodInputError(
+                f"channel_scales must have shape {(k,)}, got {self.channel_scales.shape}"
+            )
+        codes = np.asarray(self.codes)
+        if codes.size and not np.isin(codes, _allowed_codes(bits)).all():
+            raise BitmodInputError(f"codes contain values outside the {bits}-bit code set")
 
     @property
     def candidates(self) -> tuple[ValueSet, ...]:
@@ -212,10 +235,18 @@ def quantize_weights(
         ``scale_dtype``, unknown ``bits``/``scale_dtype``/``backend``, or a bad ``group``.
     """
     bits = _check_bits(bits)
-    if scale_dtype not in SCALE_DTYPES:
-        raise BitmodInputError(f"scale_dtype={scale_dtype!r} is not supported; allowed: {SCALE_DTYPES}")
+    try:
+        dt_name = np.dtype(scale_dtype).name
+    except TypeError:
+        dt_name = None
+    if dt_name not in SCALE_DTYPES:
+        raise BitmodInputError(
+            f"scale_dtype={scale_dtype!r} is not supported; allowed: {SCALE_DTYPES}"
+        )
     if backend not in ("numba", "numpy"):
-        raise BitmodInputError(f"backend={backend!r} is not supported; allowed: ('numba', 'numpy')")
+        raise BitmodInputError(
+            f"backend={backend!r} is not supported; allowed: ('numba', 'numpy')"
+        )
     if not isinstance(int8_scale, bool):
         raise BitmodInputError(f"int8_scale={int8_scale!r} must be a bool")
     arr = np.asarray(w)
@@ -231,11 +262,11 @@ def quantize_weights(
     arr64 = arr.astype(np.float64)
     if not np.all(np.isfinite(arr64)):
         raise BitmodInputError("w contains NaN or infinite values; all weights must be finite")
-    dt = np.dtype(scale_dtype)
+    dt = np.dtype(dt_name)
     wc = _rd(arr64, dt)
     if not np.all(np.isfinite(wc)):
         raise BitmodInputError(
-            f"w has values beyond the {scale_dtype} range (max |w| = {np.max(np.abs(arr64)):g})"
+            f"w has values beyond the {dt_name} range (max |w| = {np.max(np.abs(arr64)):g})"
         )
     sets = candidate_sets(bits)
     flat = wc.reshape(k * (c // group), group)
