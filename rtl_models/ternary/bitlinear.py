@@ -22,6 +22,7 @@ from .quant import (
     _as_f32,
     quantize_activations,
     rmsnorm,
+    ternarize,
 )
 
 __all__ = [
@@ -109,6 +110,8 @@ class BitLinearParams:
     weights: TernaryWeights
 
     def __post_init__(self) -> None:
+        if not isinstance(self.weights, TernaryWeights):
+            raise TernaryError(f"weights is a {type(self.weights).__name__}; expected TernaryWeights (see ternarize)")
         g = _as_f32(self.gamma, "gamma").copy()
         if g.shape != (self.weights.shape[1],):
             raise TernaryError(f"gamma has shape {g.shape}; expected ({self.weights.shape[1]},) = in_features")
@@ -118,8 +121,6 @@ class BitLinearParams:
     @classmethod
     def from_float(cls, w: np.ndarray, gamma: np.ndarray) -> "BitLinearParams":
         """Ternarize a float weight w [N, K] (see :func:`ternarize`) and pair it with gamma [K]."""
-        from .quant import ternarize
-
         return cls(gamma=gamma, weights=ternarize(w))
 
     @property
