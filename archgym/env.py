@@ -49,8 +49,9 @@ class ArchGymEnv(gym.Env):
     an infeasible design (see :mod:`archgym.objective`).
 
     ## Info
-    Every metric (units in the names), ``feasible``, ``target_met``, ``reason``:
-    the same keys every step.  Evaluation counters live on
+    Every metric the simulator models (units in the names; ``None`` where
+    absent, e.g. for an infeasible design), ``feasible``, ``target_met``,
+    ``reason``: the same keys every step.  Evaluation counters live on
     ``env.unwrapped.evaluator`` (``sim_calls``, ``cache_hits``).
 
     ## Arguments
@@ -163,11 +164,7 @@ class ArchGymEnv(gym.Env):
 
     def _info(self, ev: Evaluation | None) -> dict:
         if ev is None:
-            info = {k: math.nan for k in self.evaluator.metric_names}
-            if "cycles" in info:
-                info["cycles"] = -1
-            info.update(feasible=False, target_met=False, reason="")
-            return info
+            return self.evaluator.info_of(None)
         return self.evaluator.info(ev)
 
 

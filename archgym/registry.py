@@ -35,6 +35,13 @@ BUILTIN_ENVS: tuple[EnvSpec, ...] = (
         objective="energy_j*latency_s",
         description="Generic R x C systolic array (os/ws/is) with SRAM, DRAM bandwidth and energy/area; SCALE-Sim-exact cycle mode.",
     ),
+    EnvSpec(
+        "archgym/BitMoD-v0",
+        "simulators.bitmod:BitmodSimulator",
+        workload="llama-2-7b/prefill",
+        objective={"spec": "energy_j*latency_s", "targets": ["area_mm2<=4"]},
+        description="BitMoD (HPCA'25) bit-serial mixture-of-datatype PE accelerator; Fig. 7 cycles exact.",
+    ),
 )
 
 _REGISTERED: dict[str, EnvSpec] = {}

@@ -168,7 +168,8 @@ class Evaluator:
         if objective.ref is None:
             objective = objective.with_reference(objective.cost(ref_metrics))
         self.objective = objective
-        self.metric_names = tuple(ref_metrics.as_dict())
+        # the metrics this simulator models (finite for its default design), in a stable order
+        self.metric_names = tuple(ref_metrics.names() if ref_metrics.feasible else ref_metrics.as_dict())
 
     def metrics_of(self, design: Mapping[str, Any]) -> tuple[Metrics, bool]:
         """Metrics of a design and whether they came from the cache.
@@ -216,19 +217,25 @@ class Evaluator:
         )
 
     def info(self, ev: Evaluation) -> dict:
-        """A flat ``info`` dict with the same keys every step (NaN where absent).
+        """A flat ``info`` dict with the same keys every step.
 
-        Counters (``sim_calls``, ``cache_hits``) are attributes of the evaluator,
-        not info keys, so a step's info depends only on the design.
+        Keys: every metric this simulator models (``None`` where a value is
+        absent, e.g. for an infeasible design), ``feasible``, ``target_met``,
+        ``reason``.  Counters (``sim_calls``, ``cache_hits``) are attributes of
+        the evaluator, not info keys, so a step's info depends only on the design.
         """
-        md = ev.metrics.as_dict()
-        out: dict[str, Any] = {k: md.get(k, math.nan) for k in self.metric_names}
-        if out.get("cycles") is not None and isinstance(out["cycles"], float) and math.isnan(out["cycles"]):
-            out["cycles"] = -1
+        return self.info_of(ev.metrics, ev.target_met)
+
+    def info_of(self, metrics: Metrics | None, target_met: bool = False) -> dict:
+        """:meth:`info` for a metrics record (``None`` = nothing evaluated yet)."""
+        vals = metrics.vector(self.metric_names) if metrics is not None else [math.nan] * len(self.metric_names)
+        out: dict[str, Any] = {
+            k: (None if v != v else (int(v) if k == "cycles" else v)) for k, v in zip(self.metric_names, vals)
+        }
         out.update(
-            feasible=bool(ev.metrics.feasible),
-            target_met=bool(ev.target_met),
-            reason=ev.metrics.reason,
+            feasible=bool(metrics is not None and metrics.feasible),
+            target_met=bool(target_met),
+            reason=metrics.reason if metrics is not None else "",
         )
         return out
 
