@@ -5,9 +5,8 @@
 * Batched inserts: rows are buffered and committed every ``batch_rows`` rows
   or ``batch_seconds`` seconds, and on :meth:`RunStore.flush`/``close``.  A
   crash loses at most the uncommitted buffer, which a resumed run recomputes.
-  Encoding and committing a batch happen on a writer thread of the driver
-  process (SQLite releases the GIL while it writes), so logging costs the
-  evaluation loop little more than appending a tuple.
+  Rows are buffered as raw tuples and encoded only when a batch is committed
+  (about 7 us per row in total; benchmarks/README.md).
 * ``PRIMARY KEY (run_id, step)``: a row is never duplicated; resuming appends
   from the first missing step.
 * Only the driver process writes (workers return results to it).
@@ -25,10 +24,8 @@ import csv
 import json
 import math
 import os
-import queue
 import sqlite3
 import struct
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
@@ -137,10 +134,6 @@ class RunStore:
         self.batch_seconds = batch_seconds
         self._buf: list[tuple] = []
         self._last_flush = time.monotonic()
-        self._lock = threading.RLock()
-        self._queue: queue.Queue = queue.Queue()
-        self._writer: threading.Thread | None = None
-        self._error: BaseException | None = None
         if self.path != ":memory:":
             parent = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(parent):
@@ -148,7 +141,7 @@ class RunStore:
             if not os.access(parent, os.W_OK) or (os.path.exists(self.path) and not os.access(self.path, os.W_OK)):
                 raise StoreError(f"cannot write run log {self.path!r}: permission denied")
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn = sqlite3.connect(self.path, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
@@ -166,16 +159,12 @@ class RunStore:
         self.close()
 
     def close(self) -> None:
-        """Commit buffered rows, stop the writer thread and close the connection (idempotent)."""
+        """Commit buffered rows and close the connection (idempotent)."""
         if getattr(self, "conn", None) is None:
             return
         try:
             self.flush()
         finally:
-            if self._writer is not None:
-                self._queue.put(None)
-                self._writer.join()
-                self._writer = None
             self.conn.close()
             self.conn = None
 
@@ -193,11 +182,9 @@ class RunStore:
                     f"not {tuple(design_names)}: the design space changed; use a new --db or --run-id"
                 )
             if budget > existing.budget:
-                with self._lock:
-                    self.conn.execute("UPDATE runs SET budget=?, finished=NULL WHERE run_id=?", (budget, run_id))
+                self.conn.execute("UPDATE runs SET budget=?, finished=NULL WHERE run_id=?", (budget, run_id))
             return self.run(run_id)
-        with self._lock:
-            self.conn.execute(
+        self.conn.execute(
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL)",
             (run_id, env_id, workload, agent, json.dumps(dict(params), sort_keys=True), int(seed), int(budget),
              json.dumps(dict(objective), sort_keys=True), json.dumps(list(design_names)),
@@ -208,87 +195,56 @@ class RunStore:
     def finish_run(self, run_id: str) -> None:
         """Flush and mark the run finished."""
         self.flush()
-        with self._lock:
-            self.conn.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
+        self.conn.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
 
     def run(self, run_id: str) -> RunInfo | None:
         """The run's metadata, or None."""
-        with self._lock:
-            row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return None if row is None else _run_info(row)
 
     def runs(self) -> list[RunInfo]:
         """Every run in the log, oldest first."""
-        with self._lock:
-            return [_run_info(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, run_id")]
+        return [_run_info(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created, run_id")]
 
     # --- evaluations -----------------------------------------------------------------
     def append(
         self, run_id: str, step: int, design_values: Sequence[Any], metric_values: Sequence[float], *,
         reward: float, feasible: bool, target_met: bool, cached: bool, reason: str, wall_s: float,
     ) -> None:
-        """Buffer one evaluation row; a full or old batch goes to the writer thread."""
+        """Buffer one evaluation row; commits when the batch is full or old."""
         self._buf.append(
             (run_id, step, design_values, metric_values, reward, feasible, target_met, cached, reason, wall_s)
         )
         if len(self._buf) >= self.batch_rows or time.monotonic() - self._last_flush > self.batch_seconds:
-            self._hand_off()
+            self.flush()
 
-    def _hand_off(self) -> None:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise StoreError(f"writing the run log {self.path!r} failed: {err}")
+    def flush(self) -> None:
+        """Commit buffered rows in one transaction (duplicates of committed steps are ignored)."""
         if self._buf:
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, name="archgym-store", daemon=True)
-                self._writer.start()
-            self._queue.put(self._buf)
+            rows = [
+                (r[0], int(r[1]), _dump_design(r[2]), _dump_metrics(r[3]), float(r[4]), int(r[5]), int(r[6]),
+                 int(r[7]), r[8], float(r[9]))
+                for r in self._buf
+            ]
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self._buf = []
         self._last_flush = time.monotonic()
 
-    def _write_loop(self) -> None:
-        while True:
-            batch = self._queue.get()
-            try:
-                if batch is None:
-                    return
-                rows = [
-                    (r[0], int(r[1]), _dump_design(r[2]), _dump_metrics(r[3]), float(r[4]), int(r[5]), int(r[6]),
-                     int(r[7]), r[8], float(r[9]))
-                    for r in batch
-                ]
-                with self._lock, self.conn:
-                    self.conn.execute("BEGIN")
-                    self.conn.executemany("INSERT OR IGNORE INTO evals VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            except BaseException as e:  # reported to the driver on its next append/flush
-                self._error = e
-            finally:
-                self._queue.task_done()
-
-    def flush(self) -> None:
-        """Commit every buffered row (waits for the writer thread); duplicates of committed
-        steps are ignored."""
-        self._hand_off()
-        if self._writer is not None:
-            self._queue.join()
-        if self._error is not None:
-            self._hand_off()
-
     def count(self, run_id: str) -> int:
         """Number of committed rows of a run."""
-        with self._lock:
-            return self.conn.execute("SELECT COUNT(*) FROM evals WHERE run_id=?", (run_id,)).fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM evals WHERE run_id=?", (run_id,)).fetchone()[0]
 
     def evals(self, run_id: str) -> Iterator[LoggedEval]:
         """Committed rows of a run in step order, decoded with their names."""
         info = self.run(run_id)
         if info is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
-        with self._lock:
-            rows = self.conn.execute(
-                "SELECT run_id, step, design, metrics, reward, feasible, target_met, cached, reason, wall_s "
-                "FROM evals WHERE run_id=? ORDER BY step", (run_id,)
-            ).fetchall()
+        rows = self.conn.execute(
+            "SELECT run_id, step, design, metrics, reward, feasible, target_met, cached, reason, wall_s "
+            "FROM evals WHERE run_id=? ORDER BY step", (run_id,)
+        ).fetchall()
         for r in rows:
             design = dict(zip(info.design_names, json.loads(r[2])))
             metrics = dict(zip(info.metric_names, _load_metrics(r[3])))
