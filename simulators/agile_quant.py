@@ -435,26 +435,9 @@ def _evaluate(model: str, device: Device, d: Mapping[str, Any], seq_len: int, en
     overflow = max(0.0, footprint - device.dram_gb * 1e9)
     if enforce_capacity and overflow > 0:
         reasons.append(f"weights + activations need {footprint / 1e9:.2f} GB; {device.name} has {device.dram_gb:g} GB")
-    if reasons:
-        return Metrics.infeasible("; ".join(reasons), extra={"weight_bytes": weight_bytes})
     beta, start = float(d["prune_ratio"]), min(L - 1, int(round(float(d["prune_start_frac"]) * L)))
     counts = kept_token_counts(S, L, start, beta) if beta > 0 else [S] * L
-    cost = _Cost(device)
-    t_in, l = S, 0
-    entering = []
-    while l < L:
-        t_out = counts[l]
-        same = 1
-        while l + same < L and t_out == t_in and counts[l + same] == t_in:
-            same += 1                                   # identical unpruned layers: price once
-        _layer(cost, cfg, d, t_in, t_out, same)
-        entering += [t_in] * same
-        t_in, l = t_out, l + same
-    cost.ew("elementwise", "rmsnorm" if cfg.family == "llama" else "layernorm", t_in * cfg.hidden)
-    cost.gemm("lm_head", 1, cfg.hidden, cfg.vocab, 1, 16, 16, 128, False)
-    cost._add("elementwise", 0.0, S * cfg.hidden * 2.0, 1)                  # embedding gather
-    eff = device.efficiency
-    latency = sum(cost.time.values()) / eff
+    entering = [S] + counts[:-1]                        # tokens entering each layer's attention
     quant = sum(_err.group_nsr(g, *_bits(d, g)) for g in GROUPS) / len(GROUPS)
     prune = sum(_err.prune_nsr(t / S) if t < S else 0.0 for t in entering) / L
     err = quant + prune
@@ -462,6 +445,21 @@ def _evaluate(model: str, device: Device, d: Mapping[str, Any], seq_len: int, en
     extra = {"weight_bytes": weight_bytes, "gemm_macs": float(macs), "quant_nsr_ratio": quant,
              "prune_nsr_ratio": prune, "error_nsr_ratio": err, "sqnr_db": -10.0 * math.log10(err),
              "pruned_frac": 1.0 - sum(entering) / (S * L), "dram_overflow_bytes": overflow}
+    if reasons:                                         # same metric keys as a feasible result
+        return Metrics.infeasible("; ".join(reasons), extra=extra)
+    cost = _Cost(device)
+    l = 0
+    while l < L:
+        same = 1                                        # identical unpruned layers: price once
+        while l + same < L and counts[l] == entering[l] and counts[l + same] == entering[l]:
+            same += 1
+        _layer(cost, cfg, d, entering[l], counts[l], same)
+        l += same
+    cost.ew("elementwise", "rmsnorm" if cfg.family == "llama" else "layernorm", counts[-1] * cfg.hidden)
+    cost.gemm("lm_head", 1, cfg.hidden, cfg.vocab, 1, 16, 16, 128, False)
+    cost._add("elementwise", 0.0, S * cfg.hidden * 2.0, 1)                  # embedding gather
+    eff = device.efficiency
+    latency = sum(cost.time.values()) / eff
     return Metrics(latency_s=latency, dram_bytes=cost.bytes, throughput_per_s=S / latency, extra=extra,
                    breakdown={k: {"latency_s": v / eff} for k, v in cost.time.items()})
 

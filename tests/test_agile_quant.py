@@ -126,6 +126,8 @@ def test_overflowing_accumulation_is_infeasible_with_reason():
     cap = SMMWConfig(weight_bits=4, act_bits=4).max_safe_accumulations
     m = simulate("opt-1.3b", "snapdragon-870", "w4a4", group_size_ffn_down=512)
     assert not m.feasible and "ffn_down" in m.reason and str(cap) in m.reason and "512" in m.reason
+    ok = simulate("opt-1.3b", "snapdragon-870", "w4a4")
+    assert set(m.as_dict()) == set(ok.as_dict()) and math.isnan(m.latency_s)   # same keys either way
     assert simulate("opt-1.3b", "snapdragon-870", "w4a4", group_size_ffn_down=256).feasible
     assert simulate("opt-1.3b", "snapdragon-870", "w4a4", group_size_ffn_down=512, simd_packing="off").feasible
     assert simulate("opt-1.3b", "snapdragon-870", "w4a8", group_size=512).feasible   # INT8: 32-bit accumulators
