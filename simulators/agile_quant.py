@@ -121,8 +121,10 @@ class Device:
         fp16_arith: Armv8.2 FP16 arithmetic (else FP16 data computes in FP32 lanes).
         dram_gbps: peak DRAM bandwidth (GB/s); llc_mb: last-level cache (MB).
         dram_gb: DRAM capacity (GB).
-        efficiency: calibrated fraction of the spec peak achieved (compute and
+        efficiency: calibrated multiple of the spec peak achieved (compute and
             bandwidth alike), fitted on OPT-1.3B only (see :func:`calibrate_efficiency`).
+            The Snapdragon value exceeds 1: Table 4's phone latencies are faster than
+            the cores' FP16 peak allows for 2048 tokens (see calibration.md).
         source: where the numbers come from.
     """
 

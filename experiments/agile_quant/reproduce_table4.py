@@ -100,9 +100,41 @@ def scaling() -> str:
         out.append(f"| {m} | {TABLE4[dev][m][0] / base_p:.2f} | {r.latency_s / base.latency_s:.2f} | "
                    f"{r.extra['gemm_macs'] / base.extra['gemm_macs']:.2f} | "
                    f"{implied[0]:.0f} / {implied[1]:.1f} | {peaks['snapdragon-870']:.0f} / {peaks['rpi-4b']:.0f} |")
+    out.append("\nDiagnostic least-squares fits of the paper's FP16 latencies (4 points each; NOT used by "
+               "the model): relative residuals per model (" + ", ".join(MODELS) + ")\n")
+    out.append("| device | form | coefficients | residuals |")
+    out.append("|---|---|---|---|")
+    for d in DEVICES:
+        for form, coef, res in _diagnostic_fits(d):
+            out.append(f"| {d} | {form} | {coef} | {res} |")
     rpi = [TABLE4["rpi-4b"][m][i] / TABLE4["snapdragon-870"][m][i] for m in MODELS for i in range(3)]
     out.append(f"\nPaper RPi/Snapdragon latency ratio over all 12 entries: {min(rpi):.1f} .. {max(rpi):.1f}")
     return "\n".join(out) + "\n"
+
+
+def _diagnostic_fits(device: str) -> list[tuple[str, str, str]]:
+    """Fit the paper's FP16 latencies with a few functional forms of the model shape:
+    L = layers, H = heads, d = hidden, W = linear-layer weights per layer."""
+    import numpy as np
+
+    from archgym.workloads import get_model
+
+    feats = {"L*H": [], "L*d": [], "L*W": []}
+    for m in MODELS:
+        c = get_model(m)
+        w = c.hidden * (c.hidden + 2 * c.kv_dim) + c.hidden ** 2 + c.hidden * c.ffn * (3 if c.family == "llama" else 2)
+        feats["L*H"].append(c.n_layers * c.heads)
+        feats["L*d"].append(c.n_layers * c.hidden)
+        feats["L*W"].append(c.n_layers * w)
+    y = np.array([TABLE4[device][m][0] for m in MODELS])
+    out = []
+    for cols in (["L*W"], ["L*H", "L*d"], ["L*H", "L*W"]):
+        a = np.array([feats[c] for c in cols], dtype=float).T
+        x, *_ = np.linalg.lstsq(a, y, rcond=None)
+        res = a @ x / y - 1
+        out.append((" + ".join(f"c{i}*{c}" for i, c in enumerate(cols)),
+                    ", ".join(f"{v:.3g}" for v in x), ", ".join(f"{100 * r:+.0f}%" for r in res)))
+    return out
 
 
 def plot(rs: list[dict], path: Path) -> None:
