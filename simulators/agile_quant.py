@@ -53,8 +53,8 @@ from rtl_models.simd import SMMWConfig, op_counts
 
 from . import _agile_quant_kernels as _err
 
-__all__ = ["simulate", "AgileQuantSimulator", "DEVICES", "Device", "MODELS", "SCHEMES", "GROUPS",
-           "TABLE4", "preset", "calibrate_efficiency"]
+__all__ = ["simulate", "AgileQuantSimulator", "AgileQuantError", "DEVICES", "Device", "MODELS", "SCHEMES",
+           "GROUPS", "TABLE4", "preset", "calibrate_efficiency", "overflow_reason"]
 
 MODELS = ("opt-125m", "opt-1.3b", "opt-2.7b", "llama-7b")
 SCHEMES = ("fp16", "w4a8", "w4a4")
@@ -202,6 +202,11 @@ def _device(name: str, overrides: Mapping[str, Any]) -> Device:
     except (KeyError, TypeError):
         raise AgileQuantError(f"unknown device {name!r}; allowed: {', '.join(DEVICES)}") from None
     kw = {k: v for k, v in overrides.items() if v is not None}
+    for k, v in kw.items():
+        typ = _HW_KEYS[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and int(v) != v):
+            raise AgileQuantError(f"{k}={v!r} must be {'an integer' if typ is int else 'a number'}")
+        kw[k] = typ(v)
     if "freq_ghz" in kw:
         f = kw.pop("freq_ghz")
         if not (isinstance(f, (int, float)) and 0 < f <= 10):
