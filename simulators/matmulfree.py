@@ -56,8 +56,8 @@ from rtl_models.ternary import required_acc_bits
 
 from . import _matmulfree_kernels as _kern
 
-__all__ = ["MODELS", "CONST", "DEVICE", "MEASURED_DESIGN", "PROJECTED_DESIGN", "MatMulFreeInputError", "MatMulFreeDesign", "simulate",
-           "MatMulFreeSimulator", "state_error"]
+__all__ = ["MODELS", "CONST", "DEVICE", "MEASURED_DESIGN", "PROJECTED_DESIGN", "MatMulFreeInputError",
+           "MatMulFreeDesign", "simulate", "MatMulFreeSimulator", "state_error"]
 
 #: Short model names -> zoo names (archgym.workloads.MODELS; matmulfree.md §1.1).
 MODELS: dict[str, str] = {"1.3b": "mmfree-1.3b", "370m": "mmfree-370m", "2.7b": "mmfree-2.7b",
