@@ -68,8 +68,8 @@ SYNTH: dict[str, float] = {
     "k": 512,                # reduction width of the linear groups (every group size divides it)
     "n": 128,                # output channels of the linear groups
     "outlier_frac": 0.01,    # fraction of outlier channels (about 5 of 512)
-    "outlier_lo": 10.0,      # outlier channel scale ~ U(lo, hi) x the normal channels
-    "outlier_hi": 40.0,      # (LLM.int8 reports outlier features ~20x, Dettmers et al. 2022)
+    "outlier_lo": 10.0,      # outlier channel scale ~ U(lo, hi) x the normal channels; the
+    "outlier_hi": 40.0,      # range is assumed (LLM.int8, Dettmers et al. 2022, cited by the paper)
     "heads": 8,              # attention group: heads and head dimension
     "head_dim": 64,
     "kv_outlier_scale": 8.0, # a few K channels carry outliers (paper Fig. 1(d))
