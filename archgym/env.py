@@ -152,8 +152,8 @@ class ArchGymEnv(gym.Env):
 
     def _observation(self, ev: Evaluation | None) -> np.ndarray:
         vals = []
-        for m, ref in zip(self.objective.metrics, self._obs_ref):
-            v = ev.metrics.get(m) if ev is not None else math.nan
+        raw = ev.metrics.vector(self.objective.metrics) if ev is not None else [math.nan] * len(self._obs_ref)
+        for v, ref in zip(raw, self._obs_ref):
             vals.append(v / (v + ref) if (math.isfinite(v) and v >= 0) else 1.0)
         vals.append(1.0 if (ev is not None and ev.feasible) else 0.0)
         vals.append(1.0 if (ev is not None and ev.target_met) else 0.0)

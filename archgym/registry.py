@@ -42,6 +42,13 @@ BUILTIN_ENVS: tuple[EnvSpec, ...] = (
         objective={"spec": "energy_j*latency_s", "targets": ["area_mm2<=4"]},
         description="BitMoD (HPCA'25) bit-serial mixture-of-datatype PE accelerator; Fig. 7 cycles exact.",
     ),
+    EnvSpec(
+        "archgym/MatMulFree-v0",
+        "simulators.matmulfree:MatMulFreeSimulator",
+        workload="1.3b",
+        objective={"spec": "max:tokens_per_s", "targets": ["power_w<=13"]},
+        description="MatMul-free LM token-generation cores on a Stratix 10 FPGA (arXiv 2406.02528 §6).",
+    ),
 )
 
 _REGISTERED: dict[str, EnvSpec] = {}

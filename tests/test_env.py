@@ -112,3 +112,14 @@ def test_counters_and_cache():
     env.reset()
     env.step(a)
     assert ev.sim_calls == 1 and ev.cache_hits == 1
+
+
+def test_constraint_violation_observation_does_not_need_extra_metrics():
+    """A design rejected by a space constraint has no simulator-specific metrics; the env must
+    still build its observation (regression: KeyError on an extra objective metric)."""
+    from archgym.metrics import Metrics
+
+    env = ArchGymEnv("simulators.systolic:SystolicSimulator", objective="max:throughput_per_s*mac_energy_j")
+    obs = env._observation(type("E", (), {"metrics": Metrics.infeasible("x"), "feasible": False,
+                                          "target_met": False})())
+    assert env.observation_space.contains(obs)
