@@ -27,10 +27,13 @@ m3vit.md §2.2):
   activation buffer.
 * MoE schedules (m3vit.md §2.3, §4): ``reorder``: gate all tokens, per-expert
   queues, experts one by one (ascending index, active ones only) through the
-  weight pool; ``cache``: tokens in order, each with its k experts, an LRU cache
-  of ``cache_slots`` whole experts, every miss a serial stall of DRAM latency +
-  expert bytes / bandwidth; ``naive``: all N experts of the layer on chip
-  (loaded before the layer), tokens in order.  ``dense`` is ViT-S without MoE.
+  weight pool; ``cache``: tokens in order, each with its k experts (its cached
+  ones first), an LRU cache of ``cache_slots`` whole experts, every miss a
+  serial stall of DRAM latency + expert bytes / bandwidth; ``naive``: all N
+  experts of the layer on chip, loaded before the layer, tokens in order.  The
+  expert slots of ``cache``/``naive`` share the memory of the weight pool (as
+  Table 4's equal 4.840 MiB implies), so their loads cannot overlap the
+  previous layers.  ``dense`` is ViT-S without MoE.
 
 On-chip memory is a buffer inventory (:func:`memory_inventory`), mapped onto
 URAM, then BRAM36, then LUTRAM; DSPs are the array plus per-lane and misc
@@ -123,7 +126,7 @@ _URAM_BITS = 288 * 1024
 _BRAM_BITS = 36 * 1024
 
 
-class _Infeasible(Exception):
+class _Infeasible(ValueError):
     """Internal: the design cannot even be scheduled (message has the numbers)."""
 
 
@@ -272,15 +275,22 @@ def memory_inventory(design: Mapping[str, Any], schedule: str | None = None, *,
 
 
 # --- the cycle model ---------------------------------------------------------------------------
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)
 def _routing(tokens: int, n: int, k: int, layers: int, skew: str, zipf_s: float, task: int, n_tasks: int,
              strength: float, seed: int) -> Routing:
     return generate_routing(tokens, n, k, layers, skew=skew, zipf_s=zipf_s, task=task, n_tasks=n_tasks,
                             task_strength=strength, seed=seed)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def _cached_misses(routing: Routing, slots: int, hits_first: bool) -> np.ndarray:
+    # keyed by identity: only the generator's routings (held by _routing's cache) come here
+    return _kern.lru_misses(routing.experts, slots, hits_first)
+
+
+def _misses(routing: Routing, slots: int, hits_first: bool) -> np.ndarray:
+    if routing.meta.get("source") == "generate_routing":
+        return _cached_misses(routing, slots, hits_first)
     return _kern.lru_misses(routing.experts, slots, hits_first)
 
 
@@ -351,11 +361,12 @@ def _frame(d: Mapping[str, Any], tokens: int, sched: str, routing: Routing | Non
                     side["expert_loads"] += 1
         elif sched == "naive":
             nbytes = d["n_experts"] * (ew + eb)
-            st.add(d["n_experts"] * ew, st.transfer(nbytes), k * T * per_tok_expert + st.fill, k * T * 2 * dm * h, nbytes,
+            st.add(d["n_experts"] * ew, st.transfer(nbytes), k * T * per_tok_expert + st.fill,
+                   k * T * 2 * dm * h, nbytes,
                    "moe_experts")
             side["expert_loads"] += d["n_experts"]
         else:  # cache: the whole weight memory becomes expert slots; misses stall serially
-            miss = int(_cached_misses(routing, d["cache_slots"], hits_first)[moe_layer])
+            miss = int(_misses(routing, d["cache_slots"], hits_first)[moe_layer])
             penalty = st.transfer(ew + eb) + st.fill
             st.add(capacity, 0, k * T * per_tok_expert + st.fill + miss * penalty, k * T * 2 * dm * h,
                    miss * (ew + eb), "moe_experts")
@@ -377,7 +388,8 @@ def _resources(d: Mapping[str, Any], onchip: float) -> dict[str, float]:
     rest = max(0, bits - uram * _URAM_BITS)
     bram = min(PLATFORM["bram36_count"], _cdiv(rest, _BRAM_BITS))
     lut = _cdiv(max(0, rest - bram * _BRAM_BITS), 8)
-    return {"dsp_count": float(dsp), "bram36_count": float(bram), "uram_count": float(uram), "lutram_bytes": float(lut)}
+    return {"dsp_count": float(dsp), "bram36_count": float(bram), "uram_count": float(uram),
+            "lutram_bytes": float(lut)}
 
 
 _BRAM_URAM_BYTES = (PLATFORM["uram_count"] * _URAM_BITS + PLATFORM["bram36_count"] * _BRAM_BITS) / 8  # 4.746 MiB

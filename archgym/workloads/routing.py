@@ -248,7 +248,8 @@ def routing_from_weights(x: np.ndarray, gate_w: np.ndarray, top_k: int) -> Routi
     if wa.ndim == 2:
         wa = wa[None]
     if xa.ndim != 3 or wa.ndim != 3:
-        raise ValueError(f"x has shape {np.shape(x)} and gate_w {np.shape(gate_w)}; expected [T, d] and [d, N] (or with a leading layer axis)")
+        raise ValueError(f"x has shape {np.shape(x)} and gate_w {np.shape(gate_w)}; expected [T, d] and [d, N] "
+                         "(or with a leading layer axis)")
     if xa.shape[0] != wa.shape[0] or xa.shape[2] != wa.shape[1]:
         raise ValueError(f"x {xa.shape} and gate_w {wa.shape} do not match: need [L, T, d] and [L, d, N]")
     k = _pos_int("top_k", top_k)
