@@ -49,6 +49,13 @@ BUILTIN_ENVS: tuple[EnvSpec, ...] = (
         objective={"spec": "max:tokens_per_s", "targets": ["power_w<=13"]},
         description="MatMul-free LM token-generation cores on a Stratix 10 FPGA (arXiv 2406.02528 §6).",
     ),
+    EnvSpec(
+        "archgym/AgileQuant-v0",
+        "simulators.agile_quant:AgileQuantSimulator",
+        workload="opt-1.3b/prefill",
+        objective={"spec": "latency_s", "targets": ["error_nsr_ratio<=0.03", "weight_bytes<=1e9"]},
+        description="Agile-Quant W4A8/W4A4 packed SIMD + token pruning on Snapdragon 870 / RPi 4B CPUs.",
+    ),
 )
 
 _REGISTERED: dict[str, EnvSpec] = {}
