@@ -311,3 +311,25 @@ def test_timeline_ping_pong_hides_loads():
     assert end0[-1] == 10 * (50 + 80)
     end1, _ = kern.timeline(size, load, comp, 100, 3)           # one buffer: prefetch cannot help
     assert end1[-1] == 10 * (50 + 80)
+
+
+def test_cache_model_agrees_with_the_fixed_point_datapath():
+    # rtl_models/moe runs the token schedule with a rank-order LRU and counts its weight loads;
+    # the performance model must count the same misses from the same routing.
+    from rtl_models.moe import MoEConfig, MoEWeights, moe_forward
+
+    cfg = MoEConfig(d_model=16, d_hidden=16, n_experts=8, top_k=2)
+    rng = np.random.default_rng(11)
+    w = MoEWeights.random(cfg, rng)
+    x = cfg.numerics.act.quantize(rng.normal(size=(48, 16)))
+    for slots in (1, 2, 3, 8):
+        res = moe_forward(x, w, cfg, schedule="token", cache_slots=slots)
+        experts = np.asarray(res.expert_of_token)[None].astype(np.int64)
+        assert kern.lru_misses(experts, slots, False)[0] == res.weight_loads
+    reo = moe_forward(x, w, cfg, schedule="reorder")
+    r = Routing(np.asarray(reo.expert_of_token)[None], np.zeros((1, 48, 2)), 8)
+    assert r.queue_lengths()[0].tolist() == list(reo.queue_lengths)
+    assert reo.weight_loads == np.count_nonzero(r.queue_lengths()[0])
+    big = MoEConfig(d_model=384, d_hidden=384, n_experts=16, top_k=4)
+    inv = memory_inventory(DEFAULT_DESIGN, "naive")
+    assert inv["weights"] + inv["biases"] == 16 * big.expert_weight_bytes
