@@ -56,6 +56,13 @@ BUILTIN_ENVS: tuple[EnvSpec, ...] = (
         objective={"spec": "latency_s", "targets": ["error_nsr_ratio<=0.03", "weight_bytes<=1e9"]},
         description="Agile-Quant W4A8/W4A4 packed SIMD + token pruning on Snapdragon 870 / RPi 4B CPUs.",
     ),
+    EnvSpec(
+        "archgym/M3ViT-v0",
+        "simulators.m3vit:M3ViTSimulator",
+        workload="pascal",
+        objective="energy_j*onchip_bytes",
+        description="M3ViT MoE ViT-S on a ZCU104-class FPGA (expert-by-expert reordering vs cache/naive); Table 4.",
+    ),
 )
 
 _REGISTERED: dict[str, EnvSpec] = {}
