@@ -42,6 +42,16 @@ class BadHyperparameter(ValueError):
 # CLI name -> "module:Class" (imported lazily).
 AGENTS: dict[str, str] = {
     "random": "agents.random_search:RandomSearch",
+    "walk": "agents.random_walk:RandomWalk",
+    "grid": "agents.grid:GridSearch",
+    "ga": "agents.ga:GeneticAlgorithm",
+    "aco": "agents.aco:AntColony",
+    "bo": "agents.bo:BayesOpt",
+    "tpe": "agents.optuna_agents:TPE",
+    "cmaes": "agents.optuna_agents:CmaEs",
+    "nsga2": "agents.optuna_agents:NSGA2",
+    "gp": "agents.optuna_agents:GP",
+    "ppo": "agents.ppo:PPOAgent",
 }
 
 

@@ -192,6 +192,28 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .executors import make_executor
+    from .sweep import expand, load_spec, run_sweep
+
+    if args.workers is not None and args.workers < 0:
+        raise CliError(f"--workers {args.workers}: must be >= 0 (0 = run inline)")
+    spec = load_spec(args.spec)
+    tasks = expand(spec)
+    if args.dry_run:
+        for t in tasks:
+            print(f"{t.run_id}  {t.label()}  budget {t.budget}")
+        print(f"{len(tasks)} runs")
+        return 0
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    with make_executor(scheduler=args.scheduler, workers=args.workers) as executor:
+        if say:
+            say(f"sweep {spec.name!r}: {len(tasks)} runs on {executor.describe()}")
+        report = run_sweep(spec, db=args.db, executor=executor, tasks=tasks, progress=say)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
 # --- parser ------------------------------------------------------------------------------
 def _add_env_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered env id (see `archgym envs`)")
@@ -239,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--y", help="y metric")
     rs = sub.add_parser("runs", help="list the runs in a run log")
     rs.add_argument("--db", default="runs.db")
+    sw = sub.add_parser("sweep", help="run envs x agents x hyperparameter grids x seeds from a YAML spec")
+    sw.add_argument("spec", help="sweep spec (YAML); see archgym.sweep")
+    sw.add_argument("--db", help="run log (default: the spec's db, else runs.db); completed runs are skipped")
+    sw.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count; 0 = inline)")
+    sw.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler instead")
+    sw.add_argument("--dry-run", action="store_true", help="list the expanded runs and exit")
+    sw.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     return p
 
 
@@ -276,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "run":
             return cmd_run(args, agent_params)
         return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
-                "plot": cmd_plot, "runs": cmd_runs}[args.cmd](args)
+                "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep}[args.cmd](args)
     except KeyboardInterrupt:
         print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)
         return 130
