@@ -12,7 +12,7 @@ own virtualenv, never in the project environment. Regenerate with::
     cd /work/main && /work/scalesim-venv/bin/python tests/data/gen_scalesim_goldens.py --jobs 2
 
 Produced with scalesim 3.0.0, numpy 2.3.5, pandas 3.1.1, CPython 3.11.7: 367 rows in 99 s of
-wall time with ``--jobs 2`` on a 2-core machine (about 3 min with ``--jobs 1``). The output is
+wall time with ``--jobs 2`` on an idle 2-core machine (220 s when the machine was busy). The output is
 deterministic: the random cases come from ``random.Random(SEED)`` / ``random.Random(SEED + 1)``,
 and SCALE-Sim itself has no randomness in this mode.
 
