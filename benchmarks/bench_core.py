@@ -10,12 +10,15 @@ ratios, not absolute times across machines).
 
 from __future__ import annotations
 
+import csv
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from archgym.workloads import Gemm, Workload
 
 from archgym.runner import make_evaluator, run
 from archgym.store import RunStore
@@ -72,6 +75,26 @@ def bench_logging(budget: int = 20_000) -> tuple[float, float, float]:
     return budget / t0, budget / t1, t1 / t0 - 1.0
 
 
+def bench_vs_scalesim() -> list[tuple[str, int, float, float]]:
+    """The layers timed with the real SCALE-Sim (benchmarks/scalesim_timing.csv, made by
+    benchmarks/time_scalesim.py), evaluated here in mode='scalesim' on the same array."""
+    path = Path(__file__).with_name("scalesim_timing.csv")
+    out = []
+    for row in csv.DictReader(path.open()):
+        if not row["total_cycles"] or not row["wall_s_median"]:
+            continue  # a run that did not finish
+        M, N, K, R, C = (int(row[k]) for k in ("M", "N", "K", "rows", "cols"))
+        sim = SystolicSimulator(mode="scalesim", max_area_mm2=1e9)
+        wl = Workload(row["layer"], (Gemm(row["layer"], M, K, N),))
+        design = {**sim.default_design(), "rows": R, "cols": C, "dataflow": row["dataflow"]}
+        m = sim.evaluate(design, wl)
+        assert m.cycles == int(row["total_cycles"]), (row["layer"], m.cycles, row["total_cycles"])
+        n = 20000
+        t = median_time(lambda: [sim.evaluate(design, wl) for _ in range(n)], 3) / n
+        out.append((row["layer"], m.cycles, float(row["wall_s_median"]), t))
+    return out
+
+
 def main() -> None:
     layers_per_s, designs_per_s = bench_batch()
     single = bench_single()
@@ -84,6 +107,11 @@ def main() -> None:
     print(f"| run loop, random agent, no run log | {no_log:,.0f} eval/s |")
     print(f"| run loop, random agent, SQLite run log | {with_log:,.0f} eval/s |")
     print(f"| logging overhead | {overhead * 100:.1f} % |")
+    print()
+    print("| layer (SCALE-Sim timing) | cycles (both agree) | SCALE-Sim 3.0.0 wall | archgym `evaluate` | speed ratio |")
+    print("|---|---|---|---|---|")
+    for name, cycles, t_ss, t_ours in bench_vs_scalesim():
+        print(f"| {name} | {cycles:,} | {t_ss:,.3f} s | {t_ours * 1e6:.1f} us | {t_ss / t_ours:,.0f}x |")
 
 
 if __name__ == "__main__":
