@@ -123,6 +123,7 @@ class DaskExecutor(Executor):
         if client is None:
             if not address or "://" not in address:
                 raise ExecutorError(f"scheduler address {address!r} must look like tcp://host:port")
+            _probe(address, timeout_s)
             try:
                 client = distributed.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
             except (OSError, TimeoutError) as e:
@@ -140,7 +141,7 @@ class DaskExecutor(Executor):
         futures = self.client.map(fn, list(items), pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         try:
-            for fut in as_completed(futures):
+            for fut in as_completed(futures, loop=self.client.loop):
                 i = index[fut.key]
                 if fut.status == "finished":
                     yield i, True, fut.result()
@@ -154,6 +155,26 @@ class DaskExecutor(Executor):
         if self.client is not None and self._own:
             self.client.close()
         self.client = None if self._own else self.client
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Fail fast on a refused tcp:// address (distributed would retry until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(address)
+    if u.scheme != "tcp":
+        return
+    try:
+        host, port = u.hostname, u.port
+    except ValueError:
+        port = None
+    if not host or port is None:
+        raise ExecutorError(f"scheduler address {address!r} must look like tcp://host:port")
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as e:
+        raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {_one_line(e)}") from None
 
 
 def make_executor(*, scheduler: str | None = None, workers: int | None = None) -> Executor:

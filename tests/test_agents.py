@@ -1,0 +1,244 @@
+"""Conformance suite: every registered agent, on a toy simulator with a planted optimum.
+
+Each agent must: ask only designs inside the space (normalised values); never
+exceed the budget (asks, rows, simulator calls); keep infeasible designs out
+of its best result; give the same asks for the same seed (run twice) and
+different ones for another seed; resume from the run log (budget k, then n)
+with exactly the rows of an uninterrupted run; and beat the 95th percentile
+of the whole space's reward (the planted optimum makes that non-trivial).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+
+import numpy as np
+import pytest
+
+from archgym.agent import AGENTS, BadHyperparameter, UnknownAgent, agent_class, make_agent
+from archgym.cli import main
+from archgym.metrics import Metrics
+from archgym.objective import Objective
+from archgym.runner import run
+from archgym.simulator import Evaluator, Simulator
+from archgym.space import Choice, Constraint, DesignSpace, IntRange, Pow2
+from archgym.store import RunStore
+
+OPT = {"a": 5, "b": 16, "c": "z", "d": 3, "e": 1}
+
+
+class Planted(Simulator):
+    """3,360 designs; EDP is minimal at :data:`OPT` (which sits next to the infeasible corner)."""
+
+    name = "planted"
+    reference = "test fixture"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._space = DesignSpace(
+            [IntRange(name="a", low=0, high=7), Pow2(name="b", low=1, high=64), Choice(name="c", options=("x", "y", "z")),
+             Choice(name="d", options=(1, 2, 3, 4), ordinal=True), IntRange(name="e", low=0, high=4)],
+            [Constraint("corner", lambda d: d["a"] + d["b"].bit_length() <= 11, "a + log2(b) + 1 > 11")],
+        )
+
+    def design_space(self) -> DesignSpace:
+        return self._space
+
+    def default_design(self) -> dict:
+        return {"a": 0, "b": 1, "c": "x", "d": 1, "e": 0}
+
+    def workloads(self) -> tuple[str, ...]:
+        return ("toy",)
+
+    def evaluate(self, design, workload) -> Metrics:
+        self.calls += 1
+        i = self._space.encode(design)
+        o = self._space.encode(OPT)
+        d2 = float(np.sum(((i - o) * np.array([1.0, 1.2, 0.0, 0.8, 1.5])) ** 2)) + 3.0 * (design["c"] != OPT["c"])
+        return Metrics(latency_s=1e-3 * (1.0 + d2), energy_j=2e-3 * (1.0 + 0.5 * d2 + 0.1 * abs(i[4] - o[4])))
+
+
+OBJ = Objective({"energy_j": 1.0, "latency_s": 1.0})
+
+# small, fast settings for the expensive agents; the rest use their defaults
+FAST = {
+    "bo": {"n_initial_points": 6, "n_points": 200, "gp_max_iter": 15},
+    "gp": {"n_startup_trials": 6},
+    "ppo": {"n_steps": 16, "batch_size": 8, "n_epochs": 2, "hidden": 16},
+    "tpe": {"n_startup_trials": 8},
+    "nsga2": {"population_size": 8},
+    "ga": {"pop_size": 8},
+}
+BUDGET = {"gp": 20, "bo": 20}
+ALL = sorted(AGENTS)
+
+
+def _budget(name: str) -> int:
+    return BUDGET.get(name, 60)
+
+
+def _run(name: str, seed: int, budget: int, store=None):
+    """One run; returns (asked designs, result, evaluator, simulator)."""
+    sim = Planted()
+    ev = Evaluator(sim, "toy", OBJ)
+    ag = make_agent(name, ev.space, seed=seed, params=FAST.get(name, {}), objective=ev.objective, budget=budget)
+    asked = []
+    ask = ag.ask
+    ag.ask = lambda: asked.append(ask()) or asked[-1]
+    res = run("test/Planted-v0", ag, budget, seed=seed, evaluator=ev, store=store)
+    return asked, res, ev, sim
+
+
+def _space_rewards() -> np.ndarray:
+    ev = Evaluator(Planted(), "toy", OBJ)
+    return np.array([ev.evaluate(d).reward for d in ev.space])
+
+
+def _skip_missing(name: str) -> None:
+    needs = {"ppo": "stable_baselines3", "gp": "torch", "cmaes": "cmaes", "bo": "skopt"}
+    if name in needs:
+        pytest.importorskip(needs[name])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_agent_conformance(name, tmp_path):
+    _skip_missing(name)
+    budget = _budget(name)
+    with RunStore(tmp_path / "a.db") as st:
+        asked, res, ev, sim = _run(name, 0, budget, store=st)
+        rows = [(r.step, r.design, r.reward, r.cached) for r in st.evals(res.run_id)]
+    space = ev.space
+    # respects the space: every ask is a valid, normalised design
+    assert len(asked) == budget
+    for d in asked:
+        assert space.validate(d) == d
+    # never exceeds the budget; no evaluation outside the shared evaluator
+    assert len(rows) == budget and [r[0] for r in rows] == list(range(budget))
+    assert sim.calls - ev.calibration_calls == ev.sim_calls <= budget  # calibration: the reference design
+    assert ev.sim_calls + ev.cache_hits <= budget
+    assert res.steps == budget
+    # constraints: infeasible designs are results, never the best
+    assert res.best_design is not None and space.is_feasible(res.best_design)
+    # improves on the planted optimum's surroundings: top 5 % of the whole space
+    rewards = _space_rewards()
+    assert res.best_reward >= np.quantile(rewards, 0.95), (res.best_reward, np.quantile(rewards, 0.95))
+    assert res.best_reward > rows[0][2]
+
+    # deterministic for a seed (second run), different for another seed
+    asked2, res2, _, _ = _run(name, 0, budget)
+    assert asked2 == asked and res2.best_reward == res.best_reward
+    asked3, _, _, _ = _run(name, 1, budget)
+    assert asked3 != asked
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_agent_resume_replays_the_log(name, tmp_path):
+    """Kill mid-run = run budget k, then budget n on the same log: the agent is rebuilt by
+    replaying the logged results and the rows equal an uninterrupted run's."""
+    _skip_missing(name)
+    n = _budget(name)
+    k = n // 2 + 1
+    db = tmp_path / "r.db"
+    with RunStore(db) as st:
+        _, first, _, _ = _run(name, 3, k, store=st)
+    with RunStore(db) as st:
+        asked, res, ev, sim = _run(name, 3, n, store=st)
+        resumed = [(r.step, r.design, r.reward, r.feasible, r.cached) for r in st.evals(res.run_id)]
+    assert res.run_id == first.run_id and res.resumed_steps == k
+    assert sim.calls - ev.calibration_calls == ev.sim_calls <= n - k  # the replayed prefix cost no simulator call
+    with RunStore(tmp_path / "straight.db") as st:
+        _, straight, _, _ = _run(name, 3, n, store=st)
+        ref = [(r.step, r.design, r.reward, r.feasible, r.cached) for r in st.evals(straight.run_id)]
+    # the cached flag may differ only where the replayed prefix primed the cache
+    assert [r[:4] for r in resumed] == [r[:4] for r in ref]
+
+
+def test_every_cli_name_is_registered():
+    assert {"random", "walk", "grid", "ga", "aco", "bo", "tpe", "cmaes", "nsga2", "gp", "ppo"} <= set(AGENTS)
+    for name in AGENTS:
+        cls = agent_class(name)
+        assert cls.name == name and cls.__doc__ and cls.Params.__doc__
+
+
+def test_walk_moves_one_parameter_at_a_time():
+    asked, _, ev, _ = _run("walk", 0, 60)
+    idx = [ev.space.encode(d) for d in asked]
+    # after the start, each ask is one step from a design evaluated before (restarts at a
+    # local optimum are the exception: a fresh uniform design)
+    one_step = sum(any(int(np.sum(idx[j] != idx[i])) == 1 for i in range(j)) for j in range(1, len(idx)))
+    assert one_step >= 0.8 * (len(idx) - 1)
+    assert len({tuple(i) for i in idx}) == len(idx)  # never asks a design twice
+
+
+def test_grid_levels_and_cap():
+    ev = Evaluator(Planted(), "toy", OBJ)
+    ag = make_agent("grid", ev.space, params={"levels": 2, "max_points": 10, "shuffle": False})
+    assert ag.grid_size == 2 * 2 * 2 * 2 * 2
+    designs = []
+    for _ in range(12):
+        d = ag.ask()
+        designs.append(d)
+        ag.tell(d, Metrics(), 0.5)
+    assert designs[0] == {"a": 0, "b": 1, "c": "x", "d": 1, "e": 0}
+    assert designs[1] == {"a": 0, "b": 1, "c": "x", "d": 1, "e": 4}
+    assert {d["a"] for d in designs[:10]} <= {0, 7}  # grid values only until the cap ...
+    assert len({tuple(d.values()) for d in designs[:10]}) == 10  # ... then random designs
+
+
+def test_bad_hyperparameters_are_one_line_errors():
+    space = Planted().design_space()
+    with pytest.raises(UnknownAgent, match="unknown agent 'nope'; available: random"):
+        make_agent("nope", space)
+    with pytest.raises(BadHyperparameter, match="has no hyperparameter 'pop'; allowed: pop_size"):
+        make_agent("ga", space, params={"pop": 3})
+    with pytest.raises(BadHyperparameter, match="pop_size=1 must be >= 2"):
+        make_agent("ga", space, params={"pop_size": 1})
+    with pytest.raises(BadHyperparameter, match="is not a valid int"):
+        make_agent("aco", space, params={"ant_count": "many"})
+    with pytest.raises(BadHyperparameter, match="accept='sideways'; allowed: better, always"):
+        make_agent("walk", space, params={"accept": "sideways"})
+
+
+def test_missing_extra_names_the_pip_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # import now raises ImportError
+    with pytest.raises(ValueError, match=r"pip install 'archgym\[rl\]'"):
+        make_agent("ppo", Planted().design_space())
+    code = main(["run", "archgym/Systolic-v0", "--agent", "ppo", "--budget", "5", "--db", ":memory:", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "archgym[rl]" in err
+
+
+CLI_OPTS = {
+    "walk": ["--accept", "always"], "grid": ["--levels", "2"], "ga": ["--pop-size", "4", "--dedupe", "false"],
+    "aco": ["--ant-count", "4"], "bo": ["--n-initial-points", "10"], "tpe": ["--n-startup-trials", "4"],
+    "cmaes": ["--popsize", "6"], "nsga2": ["--population-size", "4"], "gp": ["--n-startup-trials", "10"],
+    "ppo": ["--n-steps", "8", "--batch-size", "8"], "random": [],
+}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_cli_run_every_agent_with_typed_options(name, tmp_path, capsys):
+    _skip_missing(name)
+    db = tmp_path / "c.db"
+    argv = ["run", "archgym/Systolic-v0", "--agent", name, "--budget", "10", "--db", str(db), "--quiet",
+            "--fix", "act_bits=8,weight_bits=8,clock_mhz=1000,ofmap_sram_kb=128"] + CLI_OPTS[name]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "10 evaluations" in out
+    con = sqlite3.connect(db)
+    (params,) = con.execute("SELECT params FROM runs").fetchone()
+    assert con.execute("SELECT COUNT(*) FROM evals").fetchone()[0] == 10
+    if CLI_OPTS[name]:
+        key = CLI_OPTS[name][0][2:].replace("-", "_")
+        assert f'"{key}"' in params
+
+
+def test_cli_bad_hyperparameter_value_exit_2(capsys):
+    code = main(["run", "archgym/Systolic-v0", "--agent", "ga", "--pop-size", "x", "--db", ":memory:"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("archgym: error: ") and err.count("\n") == 1
+    code = main(["run", "archgym/Systolic-v0", "--agent", "bo", "--acq-func", "UCB", "--db", ":memory:"])
+    err = capsys.readouterr().err
+    assert code == 2 and "acq_func='UCB'; allowed: EI, PI, LCB, gp_hedge" in err

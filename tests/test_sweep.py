@@ -1,0 +1,214 @@
+"""Sweeps: spec validation, expansion, executors (inline, process pool, Dask) and kill/restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from archgym.cli import main
+from archgym.executors import DaskExecutor, ExecutorError, LocalExecutor
+from archgym.runner import run
+from archgym.store import RunStore
+from archgym.sweep import SweepSpecError, expand, load_spec, parse_spec, run_sweep
+
+SPEC = """
+name: t
+budget: 25
+seeds: 2
+envs:
+  - id: archgym/Systolic-v0
+    fixed: {act_bits: 8, clock_mhz: 1000}
+agents:
+  - random
+  - name: walk
+    params: {accept: always}
+  - name: ga
+    grid: {pop_size: [4, 8]}
+  - name: tpe
+    params: {n_startup_trials: 5}
+"""
+
+
+def _spec(tmp_path, text=SPEC, name="spec.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _rows(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(
+            "SELECT run_id, step, design, metrics, reward, feasible, target_met, cached, reason FROM evals "
+            "ORDER BY run_id, step").fetchall()
+    finally:
+        con.close()
+
+
+def _finished(db) -> int:
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute("SELECT COUNT(*) FROM runs WHERE finished IS NOT NULL").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def test_expansion_and_run_ids_match_archgym_run(tmp_path):
+    spec = load_spec(_spec(tmp_path))
+    tasks = expand(spec)
+    assert len(tasks) == 2 * (1 + 1 + 2 + 1) == 10
+    assert len({t.run_id for t in tasks}) == 10
+    ga8 = next(t for t in tasks if t.agent == "ga" and t.params == {"pop_size": 8} and t.seed == 1)
+    res = run("archgym/Systolic-v0", "ga", 5, seed=1, params={"pop_size": 8}, fixed={"act_bits": 8, "clock_mhz": 1000})
+    assert res.run_id == ga8.run_id  # `archgym run` with the same arguments extends the same run
+
+
+def test_inline_pool_and_dask_give_identical_rows(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    spec = load_spec(_spec(tmp_path))
+    tasks = expand(spec)
+    r0 = run_sweep(spec, db=tmp_path / "inline.db", executor=LocalExecutor(0), tasks=tasks)
+    assert len(r0.completed) == 10 and not r0.failed
+    with LocalExecutor(2) as ex:
+        r1 = run_sweep(spec, db=tmp_path / "pool.db", executor=ex, tasks=tasks)
+    assert len(r1.completed) == 10
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        with DaskExecutor(cluster.scheduler_address) as ex:
+            assert "2 workers" in ex.describe()
+            r2 = run_sweep(spec, db=tmp_path / "dask.db", executor=ex, tasks=tasks)
+    assert len(r2.completed) == 10
+    ref = _rows(tmp_path / "inline.db")
+    assert len(ref) == 250
+    assert _rows(tmp_path / "pool.db") == ref
+    assert _rows(tmp_path / "dask.db") == ref
+    # a second sweep skips everything
+    again = run_sweep(spec, db=tmp_path / "inline.db", executor=LocalExecutor(0), tasks=tasks)
+    assert again.skipped == 10 and not again.completed
+
+
+def test_partial_run_continues_by_replay_and_budget_extends(tmp_path):
+    spec = load_spec(_spec(tmp_path))
+    tasks = expand(spec)
+    ref_db, db = tmp_path / "ref.db", tmp_path / "partial.db"
+    run_sweep(spec, db=ref_db, executor=LocalExecutor(0), tasks=tasks)
+    t = next(t for t in tasks if t.agent == "tpe")
+    with RunStore(db) as st:  # a run killed after 9 committed rows
+        run("archgym/Systolic-v0", "tpe", 9, seed=t.seed, params=t.params, store=st, fixed=dict(t.env.fixed))
+    rep = run_sweep(spec, db=db, executor=LocalExecutor(0), tasks=tasks)
+    by_id = {r.run_id: r for r in rep.completed}
+    assert by_id[t.run_id].resumed_steps == 9 and by_id[t.run_id].sim_calls <= 16
+    assert _rows(db) == _rows(ref_db)
+    # a larger budget extends every run from its logged prefix
+    bigger = parse_spec({**_yaml(SPEC), "budget": 30}, source="bigger")
+    rep = run_sweep(bigger, db=db, executor=LocalExecutor(0))
+    assert all(r.resumed_steps == 25 for r in rep.completed) and len(_rows(db)) == 300
+
+
+def _yaml(text):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def test_killed_sweep_restarts_without_loss(tmp_path):
+    text = SPEC.replace("budget: 25", "budget: 3000").replace("seeds: 2", "seeds: 3")
+    text = text.replace("  - name: tpe\n    params: {n_startup_trials: 5}\n", "")
+    spec_path = _spec(tmp_path, text)
+    ref_db, db = tmp_path / "ref.db", tmp_path / "killed.db"
+    cmd = [sys.executable, "-m", "archgym", "sweep", str(spec_path), "--workers", "1", "--quiet"]
+    subprocess.run(cmd + ["--db", str(ref_db)], check=True, capture_output=True)
+    reference = _rows(ref_db)
+    assert len(reference) == 12 * 3000
+    proc = subprocess.Popen(cmd + ["--db", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and (not db.exists() or _finished(db) < 2):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be killed; raise the budget"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its pool worker
+    proc.wait()
+    before = _rows(db)
+    assert 0 < len(before) < len(reference)
+    assert set(before) <= set(reference)  # committed rows are rows of the uninterrupted sweep
+    out = subprocess.run(cmd + ["--db", str(db)], check=True, capture_output=True, text=True)
+    assert "already complete (skipped)" in out.stdout and "0 failed" in out.stdout
+    assert _rows(db) == reference
+
+
+BAD_SPECS = [
+    ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [random]\nbogus: 1\n", "unknown key 'bogus'"),
+    ("envs: [archgym/Systolic-v0]\nagents: [random]\n", "missing required key 'budget'"),
+    ("budget: 0\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "budget: expected a positive integer"),
+    ("budget: many\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "budget: expected a positive integer"),
+    ("budget: 5\nenvs: [archgym/Nope-v0]\nagents: [random]\n", "unknown env id 'archgym/Nope-v0'"),
+    ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [nope]\n", "unknown agent 'nope'"),
+    ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [{name: ga, grid: {pop: [2]}}]\n",
+     "has no hyperparameter 'pop'"),
+    ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [{name: ga, grid: {pop_size: [1, 4]}}]\n",
+     "pop_size=1 must be >= 2"),
+    ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [{name: ga, grid: {pop_size: []}}]\n", "zero runs"),
+    ("budget: 5\nseeds: []\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "zero runs"),
+    ("budget: 5\nenvs: []\nagents: [random]\n", "zero runs"),
+    ("budget: 5\nenvs: [{id: archgym/Systolic-v0, fixed: {rows: 7}}]\nagents: [random]\n", "rows=7 is not allowed"),
+    ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [{name: random, seeds: 3}]\n", "unknown key 'seeds'"),
+    ("budget: [5\n", "not valid YAML"),
+    ("- just a list\n", "must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("text, needle", BAD_SPECS)
+def test_bad_spec_one_line_exit_2_and_nothing_lost(tmp_path, capsys, text, needle):
+    db = tmp_path / "keep.db"
+    with RunStore(db) as st:
+        run("archgym/Systolic-v0", "random", 7, store=st)
+    code = main(["sweep", str(_spec(tmp_path, text)), "--db", str(db)])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert err.startswith("archgym: error: ") and err.count("\n") == 1, err
+    assert needle in err
+    assert len(_rows(db)) == 7
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+        (["--scheduler", "localhost"], "must look like tcp://host:port"),
+        (["--workers", "-1"], "--workers -1"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "--workers applies to the local process pool"),
+    ],
+)
+def test_bad_executor_one_line_exit_2(tmp_path, capsys, extra, needle):
+    pytest.importorskip("distributed")
+    code = main(["sweep", str(_spec(tmp_path)), "--db", str(tmp_path / "x.db")] + extra)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("archgym: error: ") and err.count("\n") == 1 and needle in err, err
+
+
+def test_missing_spec_file_and_dry_run(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "none.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["sweep", str(_spec(tmp_path)), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "10 runs" in out and "ga(pop_size=8) on archgym/Systolic-v0 seed 1" in out
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_spec_db_is_relative_to_the_spec_file(tmp_path):
+    sub = tmp_path / "exp"
+    sub.mkdir()
+    spec = load_spec(_spec(sub, SPEC + "db: out.db\n"))
+    assert spec.db == str(sub / "out.db")
+    with pytest.raises(SweepSpecError, match="imports\\[0\\]: cannot import 'no_such_module_xyz'"):
+        parse_spec({**_yaml(SPEC), "imports": ["no_such_module_xyz"]})
+    with pytest.raises(ExecutorError, match="workers=-2"):
+        LocalExecutor(-2)
