@@ -55,7 +55,8 @@ from .runner import make_evaluator, run, run_id_for
 from .store import LoggedEval, RunStore
 
 __all__ = ["SweepSpecError", "SweepSpec", "EnvEntry", "AgentEntry", "RunTask", "TaskResult", "SweepReport",
-           "load_spec", "parse_spec", "expand", "execute_task", "run_sweep", "Optimum", "exhaustive"]
+           "load_spec", "parse_spec", "expand", "execute_task", "run_sweep", "Optimum", "exhaustive", "evaluator_for",
+           "can_enumerate"]
 
 
 class SweepSpecError(ValueError):
@@ -315,7 +316,9 @@ def _objective(entry: EnvEntry) -> Objective | None:
     return Objective.parse(base, entry.targets)
 
 
-def _evaluator(entry: EnvEntry):
+def evaluator_for(entry: EnvEntry):
+    """The :class:`~archgym.simulator.Evaluator` a worker builds for ``entry`` (workload,
+    objective with its reference, fixed parameters and simulator options resolved)."""
     return make_evaluator(entry.id, workload=entry.workload, objective=_objective(entry),
                           simulator_kwargs=entry.sim_opts, fixed=entry.fixed or None)
 
@@ -333,7 +336,7 @@ def expand(spec: SweepSpec, *, check_agents: bool = True) -> list[RunTask]:
     seen: set[str] = set()
     for i, entry in enumerate(spec.envs):
         try:
-            ev = _evaluator(entry)
+            ev = evaluator_for(entry)
         except ValueError as e:
             raise SweepSpecError(f"envs[{i}] ({entry.id}): {e}") from None
         for a in spec.agents:
@@ -514,6 +517,15 @@ def _batch_reward(objective: Objective, b: Mapping[str, Any]):
     return np.where(feas, np.where(met, 0.5 + 0.5 * score, 0.5 * closeness()), 0.0), cost
 
 
+def can_enumerate(evaluator, *, limit: int = 20_000_000, slow_limit: int = 200_000) -> bool:
+    """True when :func:`exhaustive` is practical: at most ``limit`` designs and a
+    batched ``evaluate_batch`` override, or at most ``slow_limit`` designs."""
+    from .simulator import Simulator
+
+    fast = type(evaluator.simulator).evaluate_batch is not Simulator.evaluate_batch
+    return evaluator.space.size <= (limit if fast else slow_limit)
+
+
 def exhaustive(evaluator, *, chunk: int = 1 << 17, top: int = 16, limit: int = 20_000_000,
                front: tuple[str, str] | None = None) -> Optimum:
     """Evaluate every design of ``evaluator.space`` with the simulator's batched
@@ -563,11 +575,12 @@ def exhaustive(evaluator, *, chunk: int = 1 << 17, top: int = 16, limit: int = 2
     cand_idx = np.concatenate(cand_idx)
     cand_r = np.concatenate(cand_r)
     order = np.argsort(-cand_r, kind="stable")[:top]
-    best_ev = None
+    best_ev, best_key = None, None
     for i in order:
         e = evaluator.evaluate(space.decode(cand_idx[i]))
-        if best_ev is None or e.reward > best_ev.reward:
-            best_ev = e
+        key = (-e.reward, space.index_of(e.design))  # ties: the lowest flat index
+        if best_key is None or key < best_key:
+            best_ev, best_key = e, key
     o = np.argsort(fxs)
     return Optimum(
         best_ev.design, float(best_ev.reward), float(evaluator.objective.cost(best_ev.metrics)), len(idx_all),

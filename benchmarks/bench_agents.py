@@ -1,0 +1,142 @@
+"""Agent sample efficiency against the exact optimum, and agent overhead per evaluation.
+
+Run:  python benchmarks/bench_agents.py [--seeds 10] [--budget 200] [--db PATH] [--workers N]
+
+For every registered env whose design space can be enumerated with a batched
+simulator (``archgym.sweep.can_enumerate``), finds the exact optimum by
+exhaustive evaluation, then runs every agent at its default hyperparameters
+for ``--seeds`` seeds at ``--budget`` evaluations (through ``archgym.sweep``,
+on a local process pool) and reports per agent:
+
+* how many seeds reach within 1% of the optimum cost (cost = the objective's
+  weighted product; target-missing designs do not count) and the median number
+  of evaluations they need;
+* the median and best gap to the optimum cost;
+* agent overhead per evaluation (ask + tell + run-loop bookkeeping, ms) next
+  to the evaluator's time per evaluation (simulator + validation + cache).
+
+Acceptance check printed at the end: TPE and BO within 1% in at most 200
+evaluations for at least 80% of seeds.  The timing columns come only from runs
+executed in this invocation (a run already in ``--db`` is reused, not timed).
+Machines are shared and noisy: compare ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import archgym
+from archgym.agent import AGENTS
+from archgym.executors import LocalExecutor
+from archgym.objective import Objective
+from archgym.store import RunStore
+from archgym.sweep import AgentEntry, EnvEntry, SweepSpec, can_enumerate, evaluator_for, exhaustive, expand, run_sweep
+
+THRESHOLD = 0.01  # within 1% of the optimum cost
+CHECKED = ("tpe", "bo")
+
+
+def _cost(obj: Objective, e) -> float:
+    if not e.feasible or (obj.targets and not e.target_met):
+        return math.inf
+    lc = 0.0
+    for m, w in obj.weights.items():
+        v = e.metrics.get(m, math.nan)
+        if not (math.isfinite(v) and v > 0):
+            return math.inf
+        lc += w * math.log(v)
+    return math.exp(lc)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--budget", type=int, default=200)
+    ap.add_argument("--db", help="run log to use/reuse (default: a temporary file)")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--agents", nargs="*", default=sorted(AGENTS))
+    ap.add_argument("--envs", nargs="*", help="env ids (default: every enumerable registered env)")
+    args = ap.parse_args(argv)
+
+    env_ids = args.envs or archgym.env_ids()
+    entries, optima = [], {}
+    for env_id in env_ids:
+        entry = EnvEntry(env_id)
+        try:
+            ev = evaluator_for(entry)
+        except (ImportError, ValueError) as e:
+            print(f"skip {env_id}: {e}")
+            continue
+        if not can_enumerate(ev):
+            print(f"skip {env_id}: {ev.space.size:,} designs, not enumerable with a batched simulator")
+            continue
+        o = exhaustive(ev)
+        optima[env_id] = (o, ev.objective)
+        entries.append(entry)
+        print(f"{env_id}: optimum cost {o.cost:.6g} (reward {o.reward:.6f}) over {o.n_designs:,} designs "
+              f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}", flush=True)
+
+    spec = SweepSpec(budget=args.budget, envs=tuple(entries), agents=tuple(AgentEntry(a) for a in args.agents),
+                     seeds=tuple(range(args.seeds)), name="bench_agents")
+    tasks = expand(spec)
+    db = args.db or str(Path(tempfile.mkdtemp(prefix="bench_agents_")) / "runs.db")
+    t0 = time.perf_counter()
+    with LocalExecutor(args.workers) as ex:
+        print(f"{len(tasks)} runs on {ex.describe()}; run log {db}", flush=True)
+        report = run_sweep(spec, db=db, executor=ex, tasks=tasks)
+    print(report.summary(), f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    timed = {r.run_id: r for r in report.completed if r.resumed_steps == 0}
+
+    lines = ["| env | agent | seeds within 1% | median evals to 1% | gap: median / best | "
+             "agent ms/eval | evaluator ms/eval |", "|---|---|---|---|---|---|---|"]
+    verdicts = []
+    with RunStore(db) as store:
+        for entry in entries:
+            opt, obj = optima[entry.id]
+            for agent in args.agents:
+                ts = [t for t in tasks if t.env.id == entry.id and t.agent == agent]
+                hits, to1, gaps, agent_ms, sim_ms = 0, [], [], [], []
+                for t in ts:
+                    rows = list(store.evals(t.run_id))[: t.budget]
+                    costs = np.array([_cost(obj, e) for e in rows])
+                    best = np.minimum.accumulate(costs)
+                    gaps.append(best[-1] / opt.cost - 1.0)
+                    ok = np.flatnonzero(best <= opt.cost * (1 + THRESHOLD))
+                    if ok.size:
+                        hits += 1
+                        to1.append(int(ok[0]) + 1)
+                    r = timed.get(t.run_id)
+                    if r is not None:
+                        sim = sum(kw["wall_s"] for *_, kw in r.rows)
+                        agent_ms.append((r.wall_s - sim) / r.steps * 1e3)
+                        sim_ms.append(sim / r.steps * 1e3)
+                gmed = statistics.median(gaps)
+                lines.append(
+                    f"| {entry.id} | {agent} | {hits}/{len(ts)} | {statistics.median(to1) if to1 else '-'} | "
+                    f"{_pct(gmed)} / {_pct(min(gaps))} | {_ms(agent_ms)} | {_ms(sim_ms)} |")
+                if agent in CHECKED:
+                    verdicts.append(f"{agent} on {entry.id}: {hits}/{len(ts)} seeds within 1% "
+                                    f"({'PASS' if hits >= 0.8 * len(ts) else 'FAIL'} at >= 80%)")
+    print("\n".join(lines))
+    print("\n".join(verdicts))
+    return 0
+
+
+def _pct(g: float) -> str:
+    return "inf" if not math.isfinite(g) else f"{100 * g:.2f}%"
+
+
+def _ms(v: list[float]) -> str:
+    return f"{statistics.median(v):.2f}" if v else "n/a"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
