@@ -23,15 +23,15 @@ class MissingExtra(ValueError):
     """An agent's optional library is not installed (the message names the pip extra)."""
 
 
-def require(module: str, *, agent: str, extra: str, package: str | None = None) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingExtra` with the install command."""
+def require(module: str, *, agent: str, extra: str | None, package: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtra` with the install command
+    (``pip install 'archgym[extra]'``, or the package itself when ``extra`` is None)."""
     try:
         return importlib.import_module(module)
     except ImportError:
         pkg = package or module.split(".")[0]
-        raise MissingExtra(
-            f"agent {agent!r} needs {pkg}, which is not installed: pip install 'archgym[{extra}]'"
-        ) from None
+        how = f"'archgym[{extra}]'" if extra else pkg
+        raise MissingExtra(f"agent {agent!r} needs {pkg}, which is not installed: pip install {how}") from None
 
 
 @contextlib.contextmanager

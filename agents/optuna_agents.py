@@ -56,7 +56,7 @@ class OptunaAgent(Agent):
 
     def __init__(self, space, **kw: Any) -> None:
         super().__init__(space, **kw)
-        optuna = require("optuna", agent=self.name, extra="optuna")
+        optuna = require("optuna", agent=self.name, extra=None)  # a core dependency
         self._active = [j for j, p in enumerate(space.params) if p.size > 1]
         all_dists = space.optuna_distributions()
         self._dists = {space.params[j].name: self._distribution(space.params[j], all_dists) for j in self._active}
