@@ -34,6 +34,18 @@ agents:
     params: {n_startup_trials: 5}
 """
 
+# model-based agents whose numerics (BLAS, torch) could depend on the worker's thread settings
+MODEL_AGENTS = """  - name: bo
+    params: {n_initial_points: 4, n_points: 300}
+    budget: 10
+  - name: gp
+    params: {n_startup_trials: 4}
+    budget: 10
+  - name: ppo
+    params: {n_steps: 8, batch_size: 8, hidden: 8}
+    budget: 12
+"""
+
 
 def _spec(tmp_path, text=SPEC, name="spec.yaml"):
     p = tmp_path / name
@@ -73,26 +85,27 @@ def test_expansion_and_run_ids_match_archgym_run(tmp_path):
 
 def test_inline_pool_and_dask_give_identical_rows(tmp_path):
     distributed = pytest.importorskip("distributed")
-    spec = load_spec(_spec(tmp_path))
+    pytest.importorskip("stable_baselines3")
+    spec = load_spec(_spec(tmp_path, SPEC + MODEL_AGENTS))
     tasks = expand(spec)
     r0 = run_sweep(spec, db=tmp_path / "inline.db", executor=LocalExecutor(0), tasks=tasks)
-    assert len(r0.completed) == 10 and not r0.failed
+    assert len(r0.completed) == 16 and not r0.failed
     with LocalExecutor(2) as ex:
         r1 = run_sweep(spec, db=tmp_path / "pool.db", executor=ex, tasks=tasks)
-    assert len(r1.completed) == 10
+    assert len(r1.completed) == 16
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
         with DaskExecutor(cluster.scheduler_address) as ex:
             assert "2 workers" in ex.describe()
             r2 = run_sweep(spec, db=tmp_path / "dask.db", executor=ex, tasks=tasks)
-    assert len(r2.completed) == 10
+    assert len(r2.completed) == 16
     ref = _rows(tmp_path / "inline.db")
-    assert len(ref) == 250
+    assert len(ref) == 10 * 25 + 2 * 2 * 10 + 2 * 12
     assert _rows(tmp_path / "pool.db") == ref
     assert _rows(tmp_path / "dask.db") == ref
     # a second sweep skips everything
     again = run_sweep(spec, db=tmp_path / "inline.db", executor=LocalExecutor(0), tasks=tasks)
-    assert again.skipped == 10 and not again.completed
+    assert again.skipped == 16 and not again.completed
 
 
 def test_partial_run_continues_by_replay_and_budget_extends(tmp_path):
