@@ -54,49 +54,24 @@ LAYERS = {
 DEFAULT_DATAFLOW = {"small_128": "os", "llama2_7b_q_proj": "ws"}
 CSV_COLS = ("layer", "M", "N", "K", "rows", "cols", "dataflow", "total_cycles",
             "wall_s_median", "n_runs", "wall_s_runs", "sram_kb", "peak_rss_mb", "note")
-LAYOUT_HEADER = (  # 21-column header of SCALE-Sim's layouts/conv_nets/test.csv (sheet §1.3)
-    "Layer name,IFMAP Height Intraline Factor,IFMAP Width Intraline Factor,"
-    "Filter Height Intraline Factor,Filter Width Intraline Factor,Channel Intraline Factor,"
-    "Num Filter Intraline Factor,IFMAP Height Intraline Order,IFMAP Width Intraline Order,"
-    "Channel Intraline Order,IFMAP Height Interline Order,IFMAP Width Interline Order,"
-    "Channel Interline Order,Num Filter Intraline Order,Channel Intraline Order,"
-    "Filter Height Intraline Order,Filter Width Intraline Order,Num Filter Interline Order,"
-    "Channel Interline Order,Filter Height Interline Order,Filter Width Interline Order,\n")
-CONFIG = """[general]
-run_name = run
-[architecture_presets]
-ArrayHeight : {rows}
-ArrayWidth : {cols}
-IfmapSramSzkB : {kb}
-FilterSramSzkB : {kb}
-OfmapSramSzkB : {kb}
-IfmapOffset : 0
-FilterOffset : 10000000
-OfmapOffset : 20000000
-Bandwidth : 10
-Dataflow : {df}
-MemoryBanks : 1
-ReadRequestBuffer : 32
-WriteRequestBuffer : 32
-[layout]
-IfmapCustomLayout : False
-IfmapSRAMBankBandwidth : 10
-IfmapSRAMBankNum : 10
-IfmapSRAMBankPort : 2
-FilterCustomLayout : False
-FilterSRAMBankBandwidth : 10
-FilterSRAMBankNum : 10
-FilterSRAMBankPort : 2
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-[run_presets]
-InterfaceBandwidth : CALC
-UseRamulatorTrace : False
-"""
+
+
+def _generator():
+    """The golden generator module (tests/data/gen_scalesim_goldens.py): the one place that
+    writes SCALE-Sim configs and layout files."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tests" / "data" / "gen_scalesim_goldens.py"
+    spec = importlib.util.spec_from_file_location("gen_scalesim_goldens", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_GEN = _generator()
+LAYOUT_HEADER = _GEN.LAYOUT_HEADER
 
 
 def one_run(spec: tuple[int, int, int, int, int, str, int]) -> tuple[float, int, float]:
@@ -107,7 +82,8 @@ def one_run(spec: tuple[int, int, int, int, int, str, int]) -> tuple[float, int,
     with tempfile.TemporaryDirectory(prefix="scalesim_timing_") as tmp:
         cfg, topo, lay = (os.path.join(tmp, x) for x in ("c.cfg", "t.csv", "l.csv"))
         with open(cfg, "w") as f:
-            f.write(CONFIG.format(rows=rows, cols=cols, kb=kb, df=df))
+            f.write(_GEN.CONFIG_TEMPLATE.format(run_name="run", rows=rows, cols=cols, ifmap_kb=kb,
+                                                filter_kb=kb, ofmap_kb=kb, dataflow=df))
         with open(topo, "w") as f:
             f.write(f"Layer Name, M, N, K,\nl0, {m}, {n}, {k},\n")
         with open(lay, "w") as f:
