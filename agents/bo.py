@@ -103,7 +103,7 @@ class BayesOpt(Agent):
 
     def __init__(self, space, **kw: Any) -> None:
         super().__init__(space, **kw)
-        skopt = require("skopt", agent=self.name, extra="bo", package="scikit-optimize")
+        skopt = require("skopt", agent=self.name, extra=None, package="scikit-optimize")
         p = self.params
         self._active = [j for j, prm in enumerate(space.params) if prm.size > 1]
         dims = []

@@ -26,8 +26,8 @@ liar never fires), no wall-clock value is read, and model fitting runs on one
 thread (``agents._util.single_thread``).  Replaying the logged results into a
 fresh agent therefore reproduces the same asks (how a killed run resumes).
 
-Optional libraries: ``cmaes`` for CMA-ES and ``torch`` for GP
-(``pip install 'archgym[cmaes]'`` / ``'archgym[gp]'``).
+Optional library: ``torch`` for GP (``pip install 'archgym[gp]'``); ``cmaes``
+(for CMA-ES) is a core dependency.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class CmaEs(OptunaAgent):
                 raise ValueError("sigma0, popsize and n_startup_trials must be >= 0")
 
     def __init__(self, space, **kw: Any) -> None:
-        require("cmaes", agent="cmaes", extra="cmaes")
+        require("cmaes", agent="cmaes", extra=None)  # a core dependency
         super().__init__(space, **kw)
 
     def _distribution(self, param, all_dists):

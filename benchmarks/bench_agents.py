@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                         sim_ms.append(sim / r.steps * 1e3)
                 gmed = statistics.median(gaps)
                 lines.append(
-                    f"| {entry.id} | {agent} | {hits}/{len(ts)} | {statistics.median(to1) if to1 else '-'} | "
+                    f"| {entry.id} | {agent} | {hits}/{len(ts)} | {f'{statistics.median(to1):g}' if to1 else '-'} | "
                     f"{_pct(gmed)} / {_pct(min(gaps))} | {_ms(agent_ms)} | {_ms(sim_ms)} |")
                 if agent in CHECKED:
                     verdicts.append(f"{agent} on {entry.id}: {hits}/{len(ts)} seeds within 1% "
