@@ -146,43 +146,38 @@ def cmd_run(args: argparse.Namespace, agent_params: dict[str, Any]) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from .store import RunStore, StoreError
+def _existing_store(db: str):
+    """Open a run log that must already exist (export/plot/runs never create one)."""
     import os
 
-    if not os.path.exists(args.db):
-        raise StoreError(f"run log {args.db!r} does not exist")
+    from .store import RunStore, StoreError
+
+    if not os.path.exists(db):
+        raise StoreError(f"run log {db!r} does not exist")
+    return RunStore(db)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format or ("parquet" if args.out.endswith(".parquet") else "csv")
     if fmt not in ("csv", "parquet"):
         raise CliError(f"--format {fmt!r}; allowed: csv, parquet")
-    with RunStore(args.db) as st:
+    with _existing_store(args.db) as st:
         n = st.export_parquet(args.out, args.run) if fmt == "parquet" else st.export_csv(args.out, args.run)
     print(f"wrote {n} rows to {args.out} ({fmt})")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    import os
-
     from .plots import plot_runs
-    from .store import RunStore, StoreError
 
-    if not os.path.exists(args.db):
-        raise StoreError(f"run log {args.db!r} does not exist")
-    with RunStore(args.db) as st:
+    with _existing_store(args.db) as st:
         out = plot_runs(st, args.out, run_ids=args.run, x=args.x, y=args.y)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    import os
-
-    from .store import RunStore, StoreError
-
-    if not os.path.exists(args.db):
-        raise StoreError(f"run log {args.db!r} does not exist")
-    with RunStore(args.db) as st:
+    with _existing_store(args.db) as st:
         print(f"{'run id':<13} {'env':<22} {'agent':<8} {'seed':>4} {'rows':>7} {'budget':>7} {'best reward':>11} finished")
         for r in st.runs():
             best = st.conn.execute("SELECT MAX(reward) FROM evals WHERE run_id=? AND feasible=1",
@@ -228,7 +223,8 @@ def _add_objective_opts(p: argparse.ArgumentParser) -> None:
                    help="a target, e.g. 'area_mm2<=2' (repeatable)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser; with ``agent``, ``run`` also takes that agent's hyperparameters."""
     p = _Parser(prog="archgym", description="Gymnasium environments for accelerator design-space exploration.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("envs", help="list registered env ids with their design-space size")
@@ -248,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fix", action="append", default=[], metavar="PARAM=VALUE",
                    help="pin a design parameter; the agent searches the rest (repeatable)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    if agent is not None:
+        _add_agent_options(r, agent)
     x = sub.add_parser("export", help="export the run log to CSV or Parquet")
     x.add_argument("--db", default="runs.db")
     x.add_argument("--out", required=True, help="output file (.csv or .parquet)")
@@ -271,39 +269,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _agent_params(argv: list[str], agent: str) -> tuple[list[str], dict[str, Any]]:
-    """Split the agent's typed hyperparameter options (``--pop-size 32``) off argv."""
+def _bool(text: str) -> bool:
+    t = text.lower()
+    if t in ("true", "1", "yes"):
+        return True
+    if t in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid bool value: {text!r} (use true/false)")
+
+
+_HP_TYPES = {"int": int, "float": float, "str": str, "bool": _bool}
+
+
+def _add_agent_options(run_parser: argparse.ArgumentParser, agent: str) -> None:
+    """Each field of the agent's ``Params`` dataclass becomes a typed ``--option`` of ``run``."""
     from .agent import agent_class
 
-    cls = agent_class(agent)
-    fields = dataclasses.fields(cls.Params)
+    fields = dataclasses.fields(agent_class(agent).Params)
     if not fields:
-        return argv, {}
-    hp = _Parser(prog=f"archgym run --agent {agent}", add_help=False)
+        return
+    group = run_parser.add_argument_group(f"hyperparameters of agent {agent!r}")
     for f in fields:
-        typ = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": str}.get(str(f.type), str)
-        hp.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=None,
-                        help=f.metadata.get("help", ""))
-    ns, rest = hp.parse_known_args(argv)
-    return rest, {k: v for k, v in vars(ns).items() if v is not None}
+        name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
+        group.add_argument("--" + f.name.replace("_", "-"), dest="hp_" + f.name, type=_HP_TYPES.get(name, str),
+                           default=None, metavar=f.name.upper(),
+                           help=f"{f.metadata.get('help', '')} (default: {f.default})")
+
+
+def _agent_in(argv: list[str]) -> str:
+    agent = "random"
+    for i, a in enumerate(argv):
+        if a == "--agent" and i + 1 < len(argv):
+            agent = argv[i + 1]
+        elif a.startswith("--agent="):
+            agent = a.split("=", 1)[1]
+    return agent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``archgym`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        agent_params: dict[str, Any] = {}
-        if argv and argv[0] == "run":
-            agent = "random"
-            for i, a in enumerate(argv):
-                if a == "--agent" and i + 1 < len(argv):
-                    agent = argv[i + 1]
-                elif a.startswith("--agent="):
-                    agent = a.split("=", 1)[1]
-            argv, agent_params = _agent_params(argv, agent)
-        args = build_parser().parse_args(argv)
+        agent = _agent_in(argv) if argv and argv[0] == "run" else None
+        args = build_parser(agent).parse_args(argv)
         if args.cmd == "run":
-            return cmd_run(args, agent_params)
+            params = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
+            return cmd_run(args, params)
         return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
                 "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep}[args.cmd](args)
     except KeyboardInterrupt:

@@ -84,3 +84,22 @@ def test_bad_input_never_loses_logged_rows(tmp_path, capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "archgym", "run", "archgym/Nope-v0"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("archgym: error: unknown env id")
+
+
+def test_agent_hyperparameters_are_typed_run_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "archgym/Systolic-v0", "--agent", "ga", "--help"])
+    out = capsys.readouterr().out
+    assert "hyperparameters of agent 'ga'" in out and "--pop-size POP_SIZE" in out
+    code, out, err = run_cli(capsys, "run", "archgym/Systolic-v0", "--agent", "ga", "--pop-size", "x")
+    assert code == 2 and "argument --pop-size: invalid int value: 'x'" in err
+    code, out, err = run_cli(capsys, "run", "archgym/Systolic-v0", "--agent", "random", "--pop-size", "8")
+    assert code == 2 and "unrecognized arguments: --pop-size 8" in err
+    db = tmp_path / "ga.db"
+    code, out, _ = run_cli(capsys, "run", "archgym/Systolic-v0", "--agent", "ga", "--pop-size", "8",
+                           "--budget", "20", "--db", str(db), "--quiet")
+    assert code == 0
+    import sqlite3
+
+    params = sqlite3.connect(db).execute("SELECT params FROM runs").fetchone()[0]
+    assert '"pop_size": 8' in params
