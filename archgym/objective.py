@@ -192,12 +192,21 @@ class Objective:
         return 0.5 * self.closeness(metrics)
 
     def describe(self) -> str:
-        """Human-readable form, e.g. ``minimize energy_j*latency_s s.t. area_mm2<=2``."""
-        terms = []
-        for m, w in self.weights.items():
-            name = m if abs(w) == 1 else f"{m}^{abs(w):g}"
-            terms.append(name if w > 0 else f"max:{name}")
-        body = ("minimize " + "*".join(terms)) if terms else "meet targets"
+        """Human-readable form: ``minimize energy_j*latency_s s.t. area_mm2<=2``,
+        ``maximize tokens_per_s``, ``minimize energy_j/throughput_per_s``."""
+        def term(m: str, w: float) -> str:
+            return m if abs(w) == 1 else f"{m}^{abs(w):g}"
+
+        num = "*".join(term(m, w) for m, w in self.weights.items() if w > 0)
+        den = "*".join(term(m, w) for m, w in self.weights.items() if w < 0)
+        if num and den:
+            body = f"minimize {num}/{den}"
+        elif num:
+            body = f"minimize {num}"
+        elif den:
+            body = f"maximize {den}"
+        else:
+            body = "meet targets"
         if self.targets:
             body += " s.t. " + ", ".join(str(t) for t in self.targets)
         return body
