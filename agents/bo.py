@@ -1,31 +1,66 @@
-"""Bayesian optimisation with scikit-optimize's ``Optimizer`` (ask/tell).
+"""Bayesian optimisation with a scikit-optimize surrogate, driven by ask/tell.
 
 ArchGym's BO wrapped the simulator as a scikit-learn estimator and drove it
 with ``BayesSearchCV``, which made ~4 simulator calls per counted iteration
 (cross-validation folds and a re-fit in the scorer; archgym.md §2).  Here the
-``skopt.Optimizer`` only proposes points: every asked design is evaluated once
-by the shared run loop and told back.
+agent only proposes points: every asked design is evaluated once by the
+shared run loop and told back.  The loop is the textbook one over a finite,
+mixed (ordered + categorical) space:
 
-* Ordered parameters are ``Integer(0, n-1)`` index dimensions, categorical ones
-  ``Categorical`` over their indices (one-hot inside skopt); parameters with a
-  single value (pinned with ``--fix``) are left out of the model.
-* The optimiser minimises ``-score``, where ``score`` is the logit of the
-  reward (the log cost ratio; see ``agents._util.Score``), which a GP models
-  far better than the squashed reward.
-* The GP surrogate is skopt's default (constant x Matern-5/2 with one length
-  scale per dimension, normalised targets, a fitted noise level) with a
-  cheaper kernel fit: ``gp_restarts=0`` (skopt: 2) and at most
-  ``gp_max_iter`` L-BFGS-B iterations, which keeps a 200-evaluation run to
-  about a minute.  (Warm-starting each fit from the previous optimum was
-  5x faster again but found worse designs: on Systolic-v0, budget 150, best
-  rewards 0.921-0.979 over 4 seeds vs 0.983-0.995 cold, so it is not used.)
-* The acquisition is maximised over ``n_points`` random candidates (skopt's
-  ``sampling`` optimiser) plus every unevaluated one-step neighbour of the
-  ``local_candidates`` best designs so far: in a space of millions of designs
-  random candidates rarely land next to the incumbent, so pure sampling
-  stalls short of the optimum.  (skopt has no hook for this; the agent
-  extends the candidate generator of its own ``Optimizer`` instance.)
-* ``avoid_duplicates`` keeps skopt from proposing an already evaluated point.
+* **Encoding.**  An ordered parameter is its index scaled to [0, 1] (for a
+  power-of-two parameter the index is log2 of the value, so the scale is
+  logarithmic); a categorical one is one-hot; parameters with a single value
+  (pinned with ``--fix``) are left out of the model.
+* **Surrogate.**  skopt's ``GaussianProcessRegressor`` with skopt's default
+  GP kernel (constant x Matern-5/2 with one length scale per input, normalised
+  targets, a fitted noise level), or one of skopt's tree/boosting regressors
+  (``base_estimator``).  The kernel hyperparameters are fitted by L-BFGS-B
+  (at most ``gp_max_iter`` iterations, no restarts) on every tell while the
+  run is young (``2 * n_initial_points``) and then every ``refit_every``
+  tells; in between the GP is re-fitted to the new data with the last
+  fitted hyperparameters (one Cholesky factorisation, no kernel search).
+* **What it models.**  The objective as the log cost ratio ``log(ref/cost)``
+  (``cost`` = the objective's weighted product), which the GP models far
+  better than the reward ``ref/(ref+cost)``, which squashes good designs
+  towards 1.  A design that misses a target still has a cost, so the
+  objective model learns from it; each target is modelled by a second GP of
+  its log violation (``log(value/bound)``, > 0 when missed) and the
+  acquisition is multiplied by the probability that every target is met
+  (constrained EI, Gardner et al. 2014).  Feasibility is modelled the same
+  way (``feasibility``): a GP of +1 (infeasible) / -1 (feasible) labels gives
+  P(feasible), and the objective GP is fitted to feasible designs only.  The
+  agent learns the space's constraints from results like every other agent
+  (it never calls ``space.is_feasible``).  Imputing infeasible designs at the
+  worst value seen instead (``--feasibility false``, the usual trick) puts a
+  cliff into the objective model right where constrained optima sit (on
+  Systolic-v0 the optimum is one step from the area budget in four
+  parameters).  Objectives with targets only model the reward's logit
+  (``agents._util.Score``).
+* **Initial designs.**  ``n_initial_points`` designs before the first model:
+  uniformly random (default) or a Latin hypercube over each parameter's
+  values (``initial=lhs``).
+* **Acquisition optimiser.**  EI/PI/LCB (or skopt's ``gp_hedge`` portfolio
+  of the three) is evaluated on candidates, and the best unevaluated one is
+  asked: every one-step neighbour (an adjacent value of an ordered
+  parameter, any other option of a categorical one) of the
+  ``local_candidates`` best designs so far; the best design's two-step
+  neighbours (``two_step``) and every design that differs from it in one
+  parameter by any amount (``cross``); and ``n_points`` uniformly random
+  designs.  In a space of millions of designs random candidates rarely land
+  next to the incumbent, so pure sampling stalls short of the optimum; the
+  neighbours alone would make it a local search; the cross lets the model
+  jump along one parameter past a ridge (Systolic-v0's cost rises with the
+  ifmap SRAM up to 512 kB and halves at 1024 kB, where the whole ifmap fits).
+
+How much each piece buys (Systolic-v0, 30 seeds, budget 200, runs within 1 %
+of the exhaustive optimum; benchmarks/agents.md): skopt's ``Optimizer`` with
+one-step candidates 4/10 (10 seeds); this loop with worst-value imputation
+(no feasibility model, no cross) about 5/10; with the feasibility model 24/30;
+with the cross as well 30/30.
+
+Determinism: all randomness comes from ``self.rng``; model fits run on one
+BLAS thread (``agents._util.single_thread``); replaying the logged results
+reproduces the asks (how a killed run resumes).
 
 scikit-optimize 0.10.2 works with numpy 2.4 / scikit-learn 1.9 but its
 repository was archived in 2024 (scalesim.md §3.4); it is kept as the
@@ -36,7 +71,7 @@ ArchGym-compatible BO baseline.  The maintained alternatives are Optuna's
 from __future__ import annotations
 
 import dataclasses
-import functools
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -52,125 +87,324 @@ _ESTIMATORS = ("GP", "RF", "ET", "GBRT")
 _ACQ = ("EI", "PI", "LCB", "gp_hedge")
 
 
-def _capped_lbfgsb(obj_func, initial_theta, bounds, *, max_iter: int):
+class _CappedLbfgsb:
     """scikit-learn's GP kernel fit (L-BFGS-B on the log marginal likelihood) with an
-    iteration cap.  The uncapped fit with skopt's 2 restarts dominated the agent's
-    time (3.3 s per tell at 100 observations on a loaded 2-core machine; 0.7 s
-    capped at 50 iterations without restarts)."""
-    from scipy.optimize import minimize
+    iteration cap, or (``refit=False``) the last fitted hyperparameters reused as they are.
 
-    opts = {"maxiter": max_iter} if max_iter else {}
-    res = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds, options=opts)
-    return res.x, res.fun
+    The uncapped fit with skopt's 2 restarts dominated the agent's time (3.3 s
+    per tell at 100 observations on a loaded 2-core machine; 0.7 s capped at 50
+    iterations without restarts)."""
+
+    def __init__(self, max_iter: int) -> None:
+        self.max_iter = max_iter
+        self.refit = True
+        self.theta: np.ndarray | None = None
+
+    def __call__(self, obj_func, initial_theta, bounds):
+        from scipy.optimize import minimize
+
+        if not self.refit and self.theta is not None and self.theta.shape == np.shape(initial_theta):
+            return self.theta, float(obj_func(self.theta, eval_gradient=False))
+        opts = {"maxiter": self.max_iter} if self.max_iter else {}
+        res = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds, options=opts)
+        self.theta = np.array(res.x)
+        return res.x, res.fun
 
 
 class BayesOpt(Agent):
-    """scikit-optimize ``Optimizer`` driven by ask/tell (see module docstring)."""
+    """Bayesian optimisation with a scikit-optimize surrogate (see module docstring)."""
 
     name = "bo"
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        """Hyperparameters of scikit-optimize's Bayesian optimisation."""
+        """Hyperparameters of the Bayesian optimisation loop."""
 
         base_estimator: str = dataclasses.field(
-            default="GP", metadata={"help": "surrogate model: GP, RF, ET or GBRT"})
-        acq_func: str = dataclasses.field(default="gp_hedge", metadata={"help": "acquisition: EI, PI, LCB or gp_hedge"})
+            default="GP", metadata={"help": "surrogate model (scikit-optimize): GP, RF, ET or GBRT"})
+        acq_func: str = dataclasses.field(default="EI", metadata={"help": "acquisition: EI, PI, LCB or gp_hedge"})
         n_initial_points: int = dataclasses.field(default=10, metadata={"help": "random designs before the model is used"})
-        xi: float = dataclasses.field(default=0.01, metadata={"help": "EI/PI exploration margin"})
+        initial: str = dataclasses.field(
+            default="random", metadata={"help": "initial designs: lhs (Latin hypercube over each parameter's values: "
+                                             "every value appears about equally often) or random"})
+        xi: float = dataclasses.field(default=0.01, metadata={"help": "EI/PI exploration margin (in normalised units)"})
         kappa: float = dataclasses.field(default=1.96, metadata={"help": "LCB exploration weight"})
         n_points: int = dataclasses.field(
             default=2000, metadata={"help": "random candidates scored by the acquisition per ask"})
-        gp_restarts: int = dataclasses.field(
-            default=0, metadata={"help": "extra random restarts of the GP kernel fit (skopt's default is 2)"})
         gp_max_iter: int = dataclasses.field(
             default=50, metadata={"help": "L-BFGS-B iterations per GP kernel fit (0 = scipy's default)"})
+        refit_every: int = dataclasses.field(
+            default=5, metadata={"help": "fit the GP kernel hyperparameters every this many tells once the run has "
+                                         "2 x n_initial_points results (1 = every tell)"})
         local_candidates: int = dataclasses.field(
             default=5, metadata={"help": "the one-step neighbours of this many best designs join the acquisition's "
-                                         "random candidates (0 = skopt's random candidates only)"})
+                                         "random candidates (0 = random candidates only)"})
+        two_step: bool = dataclasses.field(
+            default=True, metadata={"help": "the best design's two-step neighbours join the candidates too"})
+        cross: bool = dataclasses.field(
+            default=True, metadata={"help": "every design that differs from the best in one parameter (any value) "
+                                            "joins the candidates too"})
+        constraints: bool = dataclasses.field(
+            default=True, metadata={"help": "model each target's log violation and weight the acquisition by the "
+                                            "probability of meeting it (else target misses score below every hit)"})
+        feasibility: bool = dataclasses.field(
+            default=True, metadata={"help": "model feasibility with its own GP, fit the objective on feasible designs "
+                                            "only and weight the acquisition by P(feasible) (else an infeasible "
+                                            "design is imputed at the worst objective value seen)"})
 
         def __post_init__(self) -> None:
             if self.base_estimator not in _ESTIMATORS:
                 raise ValueError(f"base_estimator={self.base_estimator!r}; allowed: {', '.join(_ESTIMATORS)}")
             if self.acq_func not in _ACQ:
                 raise ValueError(f"acq_func={self.acq_func!r}; allowed: {', '.join(_ACQ)}")
+            if self.initial not in ("lhs", "random"):
+                raise ValueError(f"initial={self.initial!r} is not one of: lhs, random")
             if self.n_initial_points < 1:
                 raise ValueError(f"n_initial_points={self.n_initial_points} must be >= 1")
             if self.n_points < 1:
                 raise ValueError(f"n_points={self.n_points} must be >= 1")
-            if self.gp_restarts < 0 or self.gp_max_iter < 0 or self.local_candidates < 0:
-                raise ValueError("gp_restarts, gp_max_iter and local_candidates must be >= 0")
+            if self.gp_max_iter < 0 or self.local_candidates < 0:
+                raise ValueError("gp_max_iter and local_candidates must be >= 0")
+            if self.refit_every < 1:
+                raise ValueError(f"refit_every={self.refit_every} must be >= 1")
 
     def __init__(self, space, **kw: Any) -> None:
         super().__init__(space, **kw)
-        skopt = require("skopt", agent=self.name, extra=None, package="scikit-optimize")
-        p = self.params
+        self._skopt = require("skopt", agent=self.name, extra=None, package="scikit-optimize")
         self._active = [j for j, prm in enumerate(space.params) if prm.size > 1]
-        dims = []
-        for j in self._active:
-            prm = space.params[j]
-            if prm.ordered:
-                dims.append(skopt.space.Integer(0, prm.size - 1, name=prm.name))
-            else:
-                dims.append(skopt.space.Categorical(list(range(prm.size)), name=prm.name))
+        self._nvec = np.array([space.params[j].size for j in self._active], dtype=np.int64)
+        self._ordered = np.array([space.params[j].ordered for j in self._active], dtype=bool)
+        obj = self.objective
+        self._log_cost = obj is not None and bool(obj.weights)
+        self._targets = tuple(obj.targets) if (obj is not None and self._log_cost and self.params.constraints) else ()
         self._score = Score()
-        self._pending: list | None = None
-        self._opt = None
-        if dims:
-            with quiet():
-                estimator = p.base_estimator
-                if estimator == "GP":
-                    estimator = skopt.utils.cook_estimator(
-                        "GP", space=dims, random_state=self.seed, n_restarts_optimizer=p.gp_restarts,
-                        optimizer=functools.partial(_capped_lbfgsb, max_iter=p.gp_max_iter),
-                    )
-                self._opt = skopt.Optimizer(
-                    dims, base_estimator=estimator, n_initial_points=p.n_initial_points,
-                    acq_func=p.acq_func, acq_optimizer="sampling", random_state=self.seed,
-                    acq_func_kwargs={"xi": p.xi, "kappa": p.kappa}, acq_optimizer_kwargs={"n_points": p.n_points},
-                )
-            if p.local_candidates:
-                self._random_candidates = self._opt.space.rvs
-                self._opt.space.rvs = self._candidates  # instance-level: skopt's acquisition step calls it
+        self._X: list[tuple[int, ...]] = []  # evaluated index vectors (active parameters)
+        self._y: list[float] = []  # objective value to maximise (nan: infeasible, imputed at fit time)
+        self._g: list[list[float]] = []  # per target: log violation (> 0 = missed); nan if unknown
+        self._ok: list[bool] = []  # counts as a result (feasible and, with constraints, every target met)
+        self._seen: set[tuple[int, ...]] = set()
+        self._pending: tuple[int, ...] | None = None
+        self._feas_model = self._log_cost and self.params.feasibility
+        self._initial: list[tuple[int, ...]] | None = None  # the Latin hypercube, once drawn
+        self._feasible: list[bool] = []  # the simulator's verdict per evaluated design
+        self._fits = [_CappedLbfgsb(self.params.gp_max_iter) for _ in range(2 + len(self._targets))]
+        self._gains = np.zeros(3)  # gp_hedge portfolio gains (EI, PI, LCB)
+        self._hedge_next: np.ndarray | None = None
+        self._hedge_mu = np.zeros(3)
 
-    def _candidates(self, n_samples=1, random_state=None):
-        """skopt's random candidates plus, when it asks for the acquisition's
-        ``n_points``, every unevaluated one-step neighbour of the best designs."""
-        pts = self._random_candidates(n_samples=n_samples, random_state=random_state)
-        opt = self._opt
-        if n_samples != self.params.n_points or not opt.yi:
-            return pts
-        seen = {tuple(int(v) for v in x) for x in opt.Xi}
-        local = {}
-        for i in np.argsort(opt.yi, kind="stable")[: self.params.local_candidates]:
-            base = [int(v) for v in opt.Xi[i]]
-            for j, dim in enumerate(opt.space.dimensions):
-                if hasattr(dim, "categories"):
-                    steps = [c for c in dim.categories if c != base[j]]
-                else:
-                    steps = [v for v in (base[j] - 1, base[j] + 1) if dim.low <= v <= dim.high]
-                for v in steps:
-                    nb = tuple(base[:j] + [int(v)] + base[j + 1:])
-                    if nb not in seen:
-                        local[nb] = None
-        return list(pts) + [list(x) for x in local]
+    # --- encoding --------------------------------------------------------------------------
+    def _encode(self, idx: np.ndarray) -> np.ndarray:
+        """Index vectors (n, d_active) -> model inputs: ordered in [0, 1], categorical one-hot."""
+        idx = np.atleast_2d(idx)
+        cols = []
+        for k, n in enumerate(self._nvec):
+            if self._ordered[k]:
+                cols.append((idx[:, k] / max(n - 1, 1))[:, None])
+            else:
+                cols.append(np.eye(n)[idx[:, k]])
+        return np.hstack(cols).astype(float)
 
+    # --- models ----------------------------------------------------------------------------
+    def _model(self, k: int):
+        skopt = self._skopt
+        p = self.params
+        seed = int(self.rng.integers(2**31 - 1))
+        if p.base_estimator == "GP":
+            from sklearn.gaussian_process.kernels import ConstantKernel, Matern
+
+            d = int(sum(1 if o else n for o, n in zip(self._ordered, self._nvec)))
+            kernel = ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
+                length_scale=np.ones(d), length_scale_bounds=[(0.01, 100)] * d, nu=2.5)
+            return skopt.learning.GaussianProcessRegressor(
+                kernel=kernel, normalize_y=True, noise="gaussian", n_restarts_optimizer=0,
+                optimizer=self._fits[k], random_state=seed)
+        if p.base_estimator == "GBRT":
+            from sklearn.ensemble import GradientBoostingRegressor
+
+            return skopt.learning.GradientBoostingQuantileRegressor(
+                base_estimator=GradientBoostingRegressor(n_estimators=30, loss="quantile"), random_state=seed)
+        cls = skopt.learning.RandomForestRegressor if p.base_estimator == "RF" else skopt.learning.ExtraTreesRegressor
+        return cls(n_estimators=100, min_samples_leaf=3, random_state=seed)
+
+    def _fit(self):
+        """Fit the objective model, one model per target and (``feasibility``) one of
+        feasibility; returns (objective model, constraint models, best feasible y).
+
+        A constraint model predicts a violation ``g`` (> 0 = violated): a target's log
+        violation, or +1/-1 for an infeasible/feasible design."""
+        X = self._encode(np.array(self._X))
+        y = np.array(self._y, dtype=float)
+        finite = np.isfinite(y)
+        feas = np.array(self._feasible, dtype=bool)
+        n = len(self._y)
+        refit = n <= 2 * self.params.n_initial_points or n % self.params.refit_every == 0
+        jobs = []  # (fit slot, X, y) per model; None: nothing to learn
+        if self._feas_model and finite.any():
+            jobs.append((0, X[finite], y[finite]))
+        else:  # infeasible designs imputed at the worst value seen
+            jobs.append((0, X, np.where(finite, y, np.min(y[finite]) if finite.any() else 0.0)))
+        for k in range(len(self._targets)):
+            g = np.array([row[k] for row in self._g], dtype=float)
+            known = np.isfinite(g)
+            useful = known.sum() >= 2 and (g[known] > 0).any()
+            jobs.append((1 + k, X[known], g[known]) if useful else None)
+        if self._feas_model:
+            useful = feas.any() and not feas.all()
+            jobs.append((1 + len(self._targets), X, np.where(feas, -1.0, 1.0)) if useful else None)
+        models = []
+        for job in jobs:
+            if job is None:
+                models.append(None)
+                continue
+            k, Xk, yk = job
+            self._fits[k].refit = refit
+            m = self._model(k)
+            m.fit(Xk, yk)
+            models.append(m)
+        ok = np.array(self._ok)
+        best = float(np.max(y[ok])) if ok.any() else float(np.max(y[finite])) if finite.any() else 0.0
+        return models[0], models[1:], best
+
+    # --- acquisition -----------------------------------------------------------------------
+    def _candidates(self) -> np.ndarray:
+        """Unevaluated one-step neighbours of the best designs plus uniform random designs."""
+        p = self.params
+        cands: dict[tuple[int, ...], None] = {}
+        if p.local_candidates:
+            key = np.where(np.array(self._ok), np.array(self._y, dtype=float), -np.inf)
+            key = np.where(np.isnan(key), -np.inf, key)
+            for rank, i in enumerate(np.argsort(-key, kind="stable")[: p.local_candidates]):
+                ones = self._neighbours(self._X[i])
+                if rank == 0 and p.two_step:  # the incumbent's two-step neighbours too
+                    ones = ones + [nb2 for nb in ones for nb2 in self._neighbours(nb)]
+                if rank == 0 and p.cross:  # and every design that differs from it in one parameter
+                    x = self._X[i]
+                    ones = ones + [x[:j] + (v,) + x[j + 1:] for j, n in enumerate(self._nvec.tolist())
+                                   for v in range(n) if v != x[j]]
+                for nb in ones:
+                    if nb not in self._seen:
+                        cands[nb] = None
+        rnd = self.rng.integers(0, self._nvec, size=(p.n_points, len(self._nvec)))
+        for r in map(tuple, rnd.tolist()):
+            if r not in self._seen:
+                cands[r] = None
+        return np.array(list(cands), dtype=np.int64).reshape(-1, len(self._nvec))
+
+    def _neighbours(self, x: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """One step away: an adjacent value of an ordered parameter, any other option of a categorical one."""
+        out = []
+        for j, n in enumerate(self._nvec):
+            steps = (x[j] - 1, x[j] + 1) if self._ordered[j] else range(n)
+            out += [x[:j] + (int(v),) + x[j + 1:] for v in steps if 0 <= v < n and v != x[j]]
+        return out
+
+    def _acquire(self) -> tuple[int, ...]:
+        from scipy.stats import norm
+
+        model, constraint_models, best = self._fit()
+        cand = self._candidates()
+        if len(cand) == 0:  # every candidate was evaluated: a random design (space nearly exhausted)
+            return tuple(int(v) for v in self.rng.integers(0, self._nvec))
+        Xc = self._encode(cand)
+        mu, sd = model.predict(Xc, return_std=True)
+        sd = np.maximum(sd, 1e-9)
+        pof = np.ones(len(cand))
+        for m in constraint_models:
+            if m is not None:
+                gm, gs = m.predict(Xc, return_std=True)
+                pof *= norm.cdf(-gm / np.maximum(gs, 1e-9))
+        # skopt's acquisitions, on the maximisation scale: xi is relative to the model's y scale
+        scale = float(np.std(self._finite_y())) or 1.0
+        z_ei = (mu - best - self.params.xi * scale) / sd
+        acqs = {
+            "EI": ((mu - best - self.params.xi * scale) * norm.cdf(z_ei) + sd * norm.pdf(z_ei)) * pof,
+            "PI": norm.cdf(z_ei) * pof,
+            "LCB": (mu + self.params.kappa * sd) + np.log(np.maximum(pof, 1e-300)) * scale,
+        }
+        if self.params.acq_func != "gp_hedge":
+            return tuple(int(v) for v in cand[int(np.argmax(acqs[self.params.acq_func]))])
+        # skopt's gp_hedge: each acquisition nominates its best candidate; pick one with
+        # probability softmax(gains); gains grow by the model's mean at the nominees
+        picks = [int(np.argmax(acqs[a])) for a in ("EI", "PI", "LCB")]
+        self._gains += mu[picks] - (self._hedge_mu if self._hedge_next is not None else 0.0)
+        self._hedge_next, self._hedge_mu = np.array(picks), mu[picks]
+        logits = self._gains - self._gains.max()
+        prob = np.exp(logits) / np.exp(logits).sum()
+        return tuple(int(v) for v in cand[picks[int(self.rng.choice(3, p=prob))]])
+
+    def _finite_y(self) -> np.ndarray:
+        y = np.array(self._y, dtype=float)
+        return y[np.isfinite(y)] if np.isfinite(y).any() else np.zeros(1)
+
+    # --- ask/tell --------------------------------------------------------------------------
     def ask(self) -> dict:
         idx = [0] * len(self.space.params)
-        if self._opt is not None:
+        if self._active:
             if self._pending is None:
-                with quiet(), single_thread():
-                    self._pending = [int(v) for v in self._opt.ask()]
+                fresh = [x for x in self._lhs() if x not in self._seen] if self.params.initial == "lhs" else []
+                if len(self._y) < self.params.n_initial_points and fresh:
+                    self._pending = fresh[0]
+                elif len(self._y) < self.params.n_initial_points or not np.isfinite(self._y).any():
+                    self._pending = self._random_unseen()
+                else:
+                    with quiet(), single_thread():
+                        self._pending = self._acquire()
             for j, v in zip(self._active, self._pending):
-                idx[j] = v
+                idx[j] = int(v)
         return self.space.decode(idx)
+
+    def _lhs(self) -> list[tuple[int, ...]]:
+        """The initial Latin hypercube (drawn once from ``self.rng``): each parameter's
+        column holds every value ``n_initial_points // size`` times plus distinct random
+        ones for the remainder, in a random order independent of the other columns."""
+        if self._initial is None:
+            m = self.params.n_initial_points
+            cols = []
+            for n in self._nvec.tolist():
+                levels = np.concatenate([np.tile(np.arange(n), m // n), self.rng.choice(n, m % n, replace=False)])
+                cols.append(self.rng.permutation(levels))
+            self._initial = [tuple(int(v) for v in row) for row in np.stack(cols, axis=1).tolist()]
+        return self._initial
+
+    def _random_unseen(self) -> tuple[int, ...]:
+        for _ in range(100):
+            x = tuple(int(v) for v in self.rng.integers(0, self._nvec))
+            if x not in self._seen:
+                return x
+        return x
 
     def tell(self, design: Mapping[str, Any], metrics: Metrics, reward: float) -> None:
         s = self._score(reward, metrics.feasible)
-        if self._opt is None:
+        if not self._active:
             return
-        idx = self.space.encode(design)
-        x = [int(idx[j]) for j in self._active]
         self._pending = None
-        with quiet(), single_thread():
-            self._opt.tell(x, -s)
+        idx = self.space.encode(design)
+        x = tuple(int(idx[j]) for j in self._active)
+        if x in self._seen:  # a repeat (only after the space ran out of candidates): nothing new to learn
+            return
+        self._seen.add(x)
+        self._X.append(x)
+        self._feasible.append(bool(metrics.feasible))
+        if not self._log_cost:
+            self._y.append(s)
+            self._g.append([])
+            self._ok.append(bool(metrics.feasible))
+            return
+        cost = self.objective.cost(metrics) if metrics.feasible else math.inf
+        ref = self.objective.ref or 1.0
+        y = math.log(ref / cost) if 0 < cost < math.inf else math.nan
+        g = []
+        for t in self._targets:
+            v = metrics.get(t.metric)
+            if metrics.feasible and math.isfinite(v) and v > 0:
+                g.append(math.log(v / t.value) if t.op == "<=" else math.log(t.value / v))
+            else:
+                g.append(math.nan)
+        met = self.objective.target_met(metrics)
+        if not self._targets and self.objective.targets and math.isfinite(y):
+            # targets without a constraint model: a miss ranks below every hit (lexicographic)
+            y = y if met else min(self._finite_y().min(), y) - 1.0 - (1.0 - self.objective.closeness(metrics))
+        self._y.append(y)
+        self._g.append(g)
+        self._ok.append(bool(met) and math.isfinite(y))
+

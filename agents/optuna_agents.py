@@ -150,19 +150,51 @@ class TPE(OptunaAgent):
         multivariate: bool = dataclasses.field(default=True, metadata={"help": "joint (multivariate) Parzen estimator"})
         constraints: bool = dataclasses.field(default=True, metadata={"help": "report feasibility as a constraint"})
         dedupe: bool = dataclasses.field(default=True, metadata={"help": _DEDUPE_HELP})
+        gamma: float = dataclasses.field(
+            default=0.1, metadata={"help": "fraction of the trials in TPE's 'good' group (Optuna's default 0.1)"})
+        gamma_cap: int = dataclasses.field(
+            default=25, metadata={"help": "most trials in the 'good' group (Optuna's default 25)"})
+        prior_weight: float = dataclasses.field(
+            default=1.0, metadata={"help": "weight of the uniform prior in both Parzen estimators"})
+        consider_endpoints: bool = dataclasses.field(
+            default=False, metadata={"help": "let the kernels of the extreme values reach the space's bounds"})
+        group: bool = dataclasses.field(
+            default=False, metadata={"help": "decompose the space into groups of co-occurring parameters "
+                                             "(needs multivariate)"})
 
         def __post_init__(self) -> None:
             if self.n_startup_trials < 0 or self.n_ei_candidates < 1:
                 raise ValueError("need n_startup_trials >= 0 and n_ei_candidates >= 1")
+            if not 0 < self.gamma <= 1 or self.gamma_cap < 1:
+                raise ValueError(f"need 0 < gamma <= 1 (got {self.gamma}) and gamma_cap >= 1 (got {self.gamma_cap})")
+            if self.prior_weight <= 0:
+                raise ValueError(f"prior_weight={self.prior_weight} must be > 0")
+            if self.group and not self.multivariate:
+                raise ValueError("group=True needs multivariate=True")
 
     def _make_sampler(self):
         import optuna
 
         self.use_constraints = self.params.constraints
+        p = self.params
         return optuna.samplers.TPESampler(
-            n_startup_trials=self.params.n_startup_trials, n_ei_candidates=self.params.n_ei_candidates,
-            multivariate=self.params.multivariate, seed=self.seed, warn_independent_sampling=False,
+            n_startup_trials=p.n_startup_trials, n_ei_candidates=p.n_ei_candidates,
+            multivariate=p.multivariate, seed=self.seed, warn_independent_sampling=False,
+            consider_endpoints=p.consider_endpoints, prior_weight=p.prior_weight,
+            gamma=_Gamma(p.gamma, p.gamma_cap), group=p.group,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Gamma:
+    """TPE's size of the 'good' group for ``n`` trials: ``min(ceil(frac * n), cap)``
+    (Optuna's default is frac=0.1, cap=25); a picklable callable."""
+
+    frac: float
+    cap: int
+
+    def __call__(self, n: int) -> int:
+        return min(math.ceil(self.frac * n), self.cap)
 
 
 class CmaEs(OptunaAgent):

@@ -242,3 +242,61 @@ def test_cli_bad_hyperparameter_value_exit_2(capsys):
     code = main(["run", "archgym/Systolic-v0", "--agent", "bo", "--acq-func", "UCB", "--db", ":memory:"])
     err = capsys.readouterr().err
     assert code == 2 and "acq_func='UCB'; allowed: EI, PI, LCB, gp_hedge" in err
+
+
+def test_bo_latin_hypercube_covers_every_value():
+    pytest.importorskip("skopt")
+    space = Planted().design_space()
+    ag = make_agent("bo", space, seed=3, params={"n_initial_points": 8, "initial": "lhs"})
+    first = []
+    for _ in range(8):
+        d = ag.ask()
+        first.append(space.encode(d))
+        ag.tell(d, Metrics(latency_s=1.0, energy_j=1.0), 0.5)
+    cols = np.array(first).T
+    for prm, col in zip(space.params, cols):
+        counts = np.bincount(col, minlength=prm.size)
+        # each value appears floor(8 / size) or one more times
+        assert counts.min() == 8 // prm.size and counts.max() <= -(-8 // prm.size), (prm.name, counts)
+    with pytest.raises(BadHyperparameter, match="initial='sobol' is not one of: lhs, random"):
+        make_agent("bo", space, params={"initial": "sobol"})
+
+
+def test_bo_feasibility_model():
+    """The objective GP sees feasible designs only; a second GP of +1/-1 feasibility labels
+    separates the designs the simulator rejected (imputation mode: one GP on everything)."""
+    pytest.importorskip("skopt")
+    for feasibility in (True, False):
+        ev = Evaluator(Planted(), "toy", OBJ)
+        ag = make_agent("bo", ev.space, seed=0, params={"n_initial_points": 40, "feasibility": feasibility},
+                        objective=ev.objective, budget=40)
+        feasible = []
+        for _ in range(40):
+            d = ag.ask()
+            r = ev.evaluate(d)
+            ag.tell(d, r.metrics, r.reward)
+            feasible.append(r.feasible)
+        feasible = np.array(feasible)
+        assert 0 < feasible.sum() < 40  # the corner constraint rejected some of them
+        model, constraint_models, _ = ag._fit()
+        if feasibility:
+            assert model.X_train_.shape[0] == feasible.sum()
+            (fm,) = constraint_models
+            g = fm.predict(ag._encode(np.array(ag._X)))
+            assert (g[feasible] < 0).all() and (g[~feasible] > 0).all()
+        else:
+            assert model.X_train_.shape[0] == 40 and constraint_models == []
+
+
+def test_tpe_gamma_is_optunas_default_and_picklable():
+    import pickle
+
+    from agents.optuna_agents import _Gamma
+
+    g = pickle.loads(pickle.dumps(_Gamma(0.1, 25)))
+    assert [g(n) for n in (1, 10, 11, 250, 1000)] == [1, 1, 2, 25, 25]
+    space = Planted().design_space()
+    with pytest.raises(BadHyperparameter, match="need 0 < gamma <= 1"):
+        make_agent("tpe", space, params={"gamma": 0.0})
+    with pytest.raises(BadHyperparameter, match="group=True needs multivariate=True"):
+        make_agent("tpe", space, params={"group": True, "multivariate": False})
