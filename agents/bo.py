@@ -53,7 +53,7 @@ mixed (ordered + categorical) space:
   ifmap SRAM up to 512 kB and halves at 1024 kB, where the whole ifmap fits).
 
 How much each piece buys (Systolic-v0, 30 seeds, budget 200, runs within 1 %
-of the exhaustive optimum; benchmarks/agents.md): skopt's ``Optimizer`` with
+of the exhaustive optimum; benchmarks/README.md, "Search agents"): skopt's ``Optimizer`` with
 one-step candidates 4/10 (10 seeds); this loop with worst-value imputation
 (no feasibility model, no cross) about 5/10; with the feasibility model 24/30;
 with the cross as well 30/30.

@@ -1,6 +1,8 @@
 """Agent sample efficiency against the exact optimum, and agent overhead per evaluation.
 
 Run:  python benchmarks/bench_agents.py [--seeds 10] [--budget 200] [--db PATH] [--workers N]
+          [--agents NAME ...] [--envs ENV_ID ...] [--param AGENT:KEY=VALUE ...]
+          [--workload NAME] [--objective SPEC] [--target METRIC<=V ...]
 
 For every registered env whose design space can be enumerated with a batched
 simulator (``archgym.sweep.can_enumerate``), finds the exact optimum by
@@ -34,11 +36,12 @@ from pathlib import Path
 import numpy as np
 
 import archgym
-from archgym.agent import AGENTS
+from archgym.agent import AGENTS, BadHyperparameter, UnknownAgent
 from archgym.executors import LocalExecutor
 from archgym.objective import Objective
 from archgym.store import RunStore
-from archgym.sweep import AgentEntry, EnvEntry, SweepSpec, can_enumerate, evaluator_for, exhaustive, expand, run_sweep
+from archgym.sweep import (AgentEntry, EnvEntry, SweepSpec, SweepSpecError, can_enumerate, evaluator_for, exhaustive,
+                           expand, run_sweep)
 
 THRESHOLD = 0.01  # within 1% of the optimum cost
 CHECKED = ("tpe", "bo")
@@ -64,12 +67,24 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--agents", nargs="*", default=sorted(AGENTS))
     ap.add_argument("--envs", nargs="*", help="env ids (default: every enumerable registered env)")
+    ap.add_argument("--param", action="append", default=[], metavar="AGENT:KEY=VALUE",
+                    help="a non-default hyperparameter of one agent, e.g. bo:cross=false (repeatable)")
+    ap.add_argument("--workload", help="workload of every env in --envs (default: each env's)")
+    ap.add_argument("--objective", help="objective of every env, e.g. latency_s (default: each env's)")
+    ap.add_argument("--target", action="append", default=[], help="a target of every env, e.g. 'area_mm2<=4'")
     args = ap.parse_args(argv)
+    fixed: dict[str, dict[str, str]] = {}
+    for item in args.param:
+        agent, sep, kv = item.partition(":")
+        key, eq, value = kv.partition("=")
+        if not (sep and eq and key) or agent not in args.agents:
+            ap.error(f"--param {item!r}: expected AGENT:KEY=VALUE with AGENT one of {', '.join(args.agents)}")
+        fixed.setdefault(agent, {})[key] = value
 
     env_ids = args.envs or archgym.env_ids()
     entries, optima = [], {}
     for env_id in env_ids:
-        entry = EnvEntry(env_id)
+        entry = EnvEntry(env_id, workload=args.workload, objective=args.objective, targets=tuple(args.target))
         try:
             ev = evaluator_for(entry)
         except (ImportError, ValueError) as e:
@@ -84,9 +99,13 @@ def main(argv=None) -> int:
         print(f"{env_id}: optimum cost {o.cost:.6g} (reward {o.reward:.6f}) over {o.n_designs:,} designs "
               f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}", flush=True)
 
-    spec = SweepSpec(budget=args.budget, envs=tuple(entries), agents=tuple(AgentEntry(a) for a in args.agents),
+    agents = tuple(AgentEntry(a, fixed.get(a, {})) for a in args.agents)
+    spec = SweepSpec(budget=args.budget, envs=tuple(entries), agents=agents,
                      seeds=tuple(range(args.seeds)), name="bench_agents")
-    tasks = expand(spec)
+    try:
+        tasks = expand(spec)  # checks every agent's hyperparameters before any run starts
+    except (BadHyperparameter, UnknownAgent, SweepSpecError) as e:
+        ap.error(str(e))
     db = args.db or str(Path(tempfile.mkdtemp(prefix="bench_agents_")) / "runs.db")
     t0 = time.perf_counter()
     with LocalExecutor(args.workers) as ex:
@@ -119,11 +138,12 @@ def main(argv=None) -> int:
                         agent_ms.append((r.wall_s - sim) / r.steps * 1e3)
                         sim_ms.append(sim / r.steps * 1e3)
                 gmed = statistics.median(gaps)
+                label = " ".join([agent] + [f"{k}={v}" for k, v in fixed.get(agent, {}).items()])
                 lines.append(
-                    f"| {entry.id} | {agent} | {hits}/{len(ts)} | {f'{statistics.median(to1):g}' if to1 else '-'} | "
+                    f"| {entry.id} | {label} | {hits}/{len(ts)} | {f'{statistics.median(to1):g}' if to1 else '-'} | "
                     f"{_pct(gmed)} / {_pct(min(gaps))} | {_ms(agent_ms)} | {_ms(sim_ms)} |")
                 if agent in CHECKED:
-                    verdicts.append(f"{agent} on {entry.id}: {hits}/{len(ts)} seeds within 1% "
+                    verdicts.append(f"{label} on {entry.id}: {hits}/{len(ts)} seeds within 1% "
                                     f"({'PASS' if hits >= 0.8 * len(ts) else 'FAIL'} at >= 80%)")
     print("\n".join(lines))
     print("\n".join(verdicts))

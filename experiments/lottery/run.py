@@ -155,8 +155,13 @@ def analyse(tasks, store: RunStore, optima: dict, out: Path) -> str:
             worst_cfg = max(med_by_cfg, key=med_by_cfg.get)
             to95 = [r["to95"] for r in ra if r["to95"] is not None]
             hit = [r["target_met"] for r in ra if r["target_met"] is not None]
-            spread = (f"{_pct(med_by_cfg[best_cfg])} .. {_pct(med_by_cfg[worst_cfg])} "
-                      f"(best {_cfg(best_cfg)}, worst {_cfg(worst_cfg)})" if len(configs) > 1 else "- (one config)")
+            if len(configs) == 1:
+                spread = "- (one config)"
+            elif med_by_cfg[best_cfg] == med_by_cfg[worst_cfg]:
+                spread = f"none: every config {_pct(med_by_cfg[best_cfg])}"
+            else:
+                spread = (f"{_pct(med_by_cfg[best_cfg])} .. {_pct(med_by_cfg[worst_cfg])} "
+                          f"(best {_cfg(best_cfg)}, worst {_cfg(worst_cfg)})")
             lines.append(
                 f"| {a} | {len(configs)} x {seeds} | {np.median(br):.5f} [{br.min():.5f}, {br.max():.5f}] | "
                 f"{_pct(gaps.min())} / {_pct(float(np.median(gaps)))} | {np.mean(gaps <= 1.0):.0%} | "
