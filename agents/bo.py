@@ -52,11 +52,10 @@ mixed (ordered + categorical) space:
   jump along one parameter past a ridge (Systolic-v0's cost rises with the
   ifmap SRAM up to 512 kB and halves at 1024 kB, where the whole ifmap fits).
 
-How much each piece buys (Systolic-v0, 30 seeds, budget 200, runs within 1 %
-of the exhaustive optimum; benchmarks/README.md, "Search agents"): skopt's ``Optimizer`` with
-one-step candidates 4/10 (10 seeds); this loop with worst-value imputation
-(no feasibility model, no cross) about 5/10; with the feasibility model 24/30;
-with the cross as well 30/30.
+What each piece buys (Systolic-v0, budget 200, 20 seeds, runs within 1 % of
+the exhaustive optimum; benchmarks/README.md, "Search agents"): worst-value
+imputation without the cross 8/20; the feasibility GP 16/20; with the cross
+as well 20/20, median 49.5 evaluations.
 
 Determinism: all randomness comes from ``self.rng``; model fits run on one
 BLAS thread (``agents._util.single_thread``); replaying the logged results
