@@ -77,6 +77,7 @@ import numpy as np
 
 from archgym.agent import Agent
 from archgym.metrics import Metrics
+from archgym.space import index_neighbours
 
 from ._util import Score, quiet, require, single_thread
 
@@ -188,8 +189,7 @@ class BayesOpt(Agent):
         self._feasible: list[bool] = []  # the simulator's verdict per evaluated design
         self._fits = [_CappedLbfgsb(self.params.gp_max_iter) for _ in range(2 + len(self._targets))]
         self._gains = np.zeros(3)  # gp_hedge portfolio gains (EI, PI, LCB)
-        self._hedge_next: np.ndarray | None = None
-        self._hedge_mu = np.zeros(3)
+        self._hedge_prev: np.ndarray | None = None  # gp_hedge: the encoded nominees of the last ask
 
     # --- encoding --------------------------------------------------------------------------
     def _encode(self, idx: np.ndarray) -> np.ndarray:
@@ -290,12 +290,7 @@ class BayesOpt(Agent):
         return np.array(list(cands), dtype=np.int64).reshape(-1, len(self._nvec))
 
     def _neighbours(self, x: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """One step away: an adjacent value of an ordered parameter, any other option of a categorical one."""
-        out = []
-        for j, n in enumerate(self._nvec):
-            steps = (x[j] - 1, x[j] + 1) if self._ordered[j] else range(n)
-            out += [x[:j] + (int(v),) + x[j + 1:] for v in steps if 0 <= v < n and v != x[j]]
-        return out
+        return index_neighbours(x, self._nvec.tolist(), self._ordered.tolist())
 
     def _acquire(self) -> tuple[int, ...]:
         from scipy.stats import norm
@@ -322,11 +317,13 @@ class BayesOpt(Agent):
         }
         if self.params.acq_func != "gp_hedge":
             return tuple(int(v) for v in cand[int(np.argmax(acqs[self.params.acq_func]))])
-        # skopt's gp_hedge: each acquisition nominates its best candidate; pick one with
-        # probability softmax(gains); gains grow by the model's mean at the nominees
+        # skopt's gp_hedge (Hoffman et al. 2011): each acquisition's gain grows by the refitted
+        # model's mean at the design it nominated last time; each nominates its best candidate
+        # now and one is picked with probability softmax(gains)
+        if self._hedge_prev is not None:
+            self._gains += model.predict(self._hedge_prev)
         picks = [int(np.argmax(acqs[a])) for a in ("EI", "PI", "LCB")]
-        self._gains += mu[picks] - (self._hedge_mu if self._hedge_next is not None else 0.0)
-        self._hedge_next, self._hedge_mu = np.array(picks), mu[picks]
+        self._hedge_prev = Xc[picks]
         logits = self._gains - self._gains.max()
         prob = np.exp(logits) / np.exp(logits).sum()
         return tuple(int(v) for v in cand[picks[int(self.rng.choice(3, p=prob))]])

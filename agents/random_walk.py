@@ -34,6 +34,7 @@ import numpy as np
 
 from archgym.agent import Agent
 from archgym.metrics import Metrics
+from archgym.space import index_neighbours
 
 __all__ = ["RandomWalk"]
 
@@ -105,11 +106,4 @@ class RandomWalk(Agent):
 
     # --- neighbourhood -------------------------------------------------------------------
     def _neighbours(self, idx: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """Designs one step away, in a fixed order (ordered: -1/+1; categorical: every other option)."""
-        out = []
-        for j, (n, i) in enumerate(zip(self._nvec.tolist(), idx)):
-            steps = (i - 1, i + 1) if self._ordered[j] else range(n)
-            for s in steps:
-                if 0 <= s < n and s != i:
-                    out.append(idx[:j] + (s,) + idx[j + 1:])
-        return out
+        return index_neighbours(idx, self._nvec.tolist(), self._ordered)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .metrics import Metrics, unit_of
 
@@ -156,11 +156,19 @@ class Objective:
 
     def cost(self, metrics: Metrics) -> float:
         """``prod(metric ** weight)``; ``inf`` if infeasible or a metric is not finite and > 0."""
-        if not metrics.feasible:
+        return self._product(metrics.get) if metrics.feasible else math.inf
+
+    def logged_cost(self, e: Any) -> float:
+        """The cost of a logged evaluation (:class:`archgym.store.LoggedEval`), ``inf`` if it
+        was infeasible or missed a target: the yardstick of the benchmarks and the lottery."""
+        if not e.feasible or (self.targets and not e.target_met):
             return math.inf
+        return self._product(lambda m: e.metrics.get(m, math.nan))
+
+    def _product(self, get: Callable[[str], float]) -> float:
         log_c = 0.0
         for m, w in self.weights.items():
-            v = metrics.get(m)
+            v = get(m)
             if not (math.isfinite(v) and v > 0):
                 return math.inf
             log_c += w * math.log(v)

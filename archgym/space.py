@@ -32,6 +32,7 @@ __all__ = [
     "FloatRange",
     "Constraint",
     "DesignSpace",
+    "index_neighbours",
 ]
 
 
@@ -259,6 +260,21 @@ class Constraint:
             return f"{self.name}: {self.message}"
 
 
+def index_neighbours(idx: Sequence[int], sizes: Sequence[int], ordered: Sequence[bool]) -> list[tuple[int, ...]]:
+    """Index vectors one step from ``idx``: an adjacent value of an ordered parameter
+    (-1, then +1) or any other option of a categorical one, parameter by parameter.
+
+    The one neighbourhood of the walk, the BO agent's local candidates and
+    :meth:`DesignSpace.neighbours`; a parameter with one value has no neighbours."""
+    idx = tuple(int(i) for i in idx)
+    out = []
+    for j, (n, i) in enumerate(zip(sizes, idx)):
+        for s in ((i - 1, i + 1) if ordered[j] else range(n)):
+            if 0 <= s < n and s != i:
+                out.append(idx[:j] + (s,) + idx[j + 1:])
+    return out
+
+
 @dataclass(frozen=True)
 class DesignSpace:
     """An ordered set of parameters plus feasibility constraints.
@@ -419,21 +435,9 @@ class DesignSpace:
             yield self.decode(idx)
 
     def neighbours(self, design: Mapping[str, Any]) -> list[dict]:
-        """Designs one step away: an adjacent value of an ordered parameter, or any
-        other option of a categorical one."""
-        base = self.encode(design)
-        out = []
-        for j, p in enumerate(self.params):
-            if p.ordered:
-                steps = [base[j] - 1, base[j] + 1]
-            else:
-                steps = [i for i in range(p.size) if i != base[j]]
-            for s in steps:
-                if 0 <= s < p.size:
-                    nb = base.copy()
-                    nb[j] = s
-                    out.append(self.decode(nb))
-        return out
+        """Designs one step away (see :func:`index_neighbours`), in a fixed order."""
+        idx = tuple(self.encode(design).tolist())
+        return [self.decode(nb) for nb in index_neighbours(idx, self.nvec.tolist(), [p.ordered for p in self.params])]
 
     # --- adapters for search libraries --------------------------------------
     def suggest(self, trial: Any) -> dict:

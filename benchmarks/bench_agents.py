@@ -38,25 +38,12 @@ import numpy as np
 import archgym
 from archgym.agent import AGENTS, BadHyperparameter, UnknownAgent
 from archgym.executors import LocalExecutor
-from archgym.objective import Objective
 from archgym.store import RunStore
 from archgym.sweep import (AgentEntry, EnvEntry, SweepSpec, SweepSpecError, can_enumerate, evaluator_for, exhaustive,
                            expand, run_sweep)
 
 THRESHOLD = 0.01  # within 1% of the optimum cost
 CHECKED = ("tpe", "bo")
-
-
-def _cost(obj: Objective, e) -> float:
-    if not e.feasible or (obj.targets and not e.target_met):
-        return math.inf
-    lc = 0.0
-    for m, w in obj.weights.items():
-        v = e.metrics.get(m, math.nan)
-        if not (math.isfinite(v) and v > 0):
-            return math.inf
-        lc += w * math.log(v)
-    return math.exp(lc)
 
 
 def main(argv=None) -> int:
@@ -125,7 +112,7 @@ def main(argv=None) -> int:
                 hits, to1, gaps, agent_ms, sim_ms = 0, [], [], [], []
                 for t in ts:
                     rows = list(store.evals(t.run_id))[: t.budget]
-                    costs = np.array([_cost(obj, e) for e in rows])
+                    costs = np.array([obj.logged_cost(e) for e in rows])
                     best = np.minimum.accumulate(costs)
                     gaps.append(best[-1] / opt.cost - 1.0)
                     ok = np.flatnonzero(best <= opt.cost * (1 + THRESHOLD))

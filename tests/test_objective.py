@@ -78,3 +78,27 @@ def test_round_trip_dict_and_describe():
     obj = Objective.parse("energy_j*latency_s^2", ["area_mm2<=2"]).with_reference(3.0)
     assert Objective.from_dict(obj.to_dict()) == obj
     assert obj.describe() == "minimize energy_j*latency_s^2 s.t. area_mm2<=2"
+
+
+def test_logged_cost_matches_cost_and_counts_a_target_miss_as_infinite(tmp_path):
+    """The cost the benchmarks and the lottery read back from a run log is Objective.cost of
+    the same metrics; a logged target miss or infeasible row costs inf."""
+    from archgym.agent import make_agent
+    from archgym.runner import make_evaluator, run
+    from archgym.store import RunStore
+
+    ev = make_evaluator("archgym/Systolic-v0", objective=Objective.parse("energy_j*latency_s", ["area_mm2<=10"]))
+    with RunStore(tmp_path / "r.db") as st:
+        res = run("archgym/Systolic-v0", make_agent("random", ev.space, seed=1), 40, seed=1, evaluator=ev, store=st)
+        rows = list(st.evals(res.run_id))
+    obj = ev.objective
+    kinds = set()
+    for e in rows:
+        m = ev.evaluate(e.design).metrics
+        if not m.feasible or not obj.target_met(m):
+            assert obj.logged_cost(e) == math.inf
+            kinds.add("feasible miss" if m.feasible else "infeasible")
+        else:
+            assert obj.logged_cost(e) == obj.cost(m) < math.inf
+            kinds.add("hit")
+    assert kinds == {"hit", "feasible miss", "infeasible"}

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archgym.space import Choice, Constraint, DesignSpace, FloatRange, IntRange, InvalidDesign, Pow2
+from archgym.space import Choice, Constraint, DesignSpace, FloatRange, IntRange, InvalidDesign, Pow2, index_neighbours
 
 SPACE = DesignSpace(
     [
@@ -153,3 +153,10 @@ def test_sample_is_seeded(seed):
     a = SPACE.sample(np.random.default_rng(seed))
     b = SPACE.sample(np.random.default_rng(seed))
     assert a == b
+
+
+def test_index_neighbours_order_edges_and_pinned_parameters():
+    # ordered at the low edge (only +1), categorical (every other option), pinned (none)
+    assert index_neighbours((0, 2, 0), (3, 3, 1), (True, False, True)) == [(1, 2, 0), (0, 0, 0), (0, 1, 0)]
+    assert index_neighbours((2,), (3,), (True,)) == [(1,)]
+    assert index_neighbours((1,), (3,), (True,)) == [(0,), (2,)]

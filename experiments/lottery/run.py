@@ -27,6 +27,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -77,18 +78,8 @@ def run_rows(store: RunStore, run_id: str, objective: Objective):
     """Per step: reward, cost (inf if infeasible/missing a target), the two front metrics' dict."""
     rewards, costs, mets = [], [], []
     for e in store.evals(run_id):
-        c = math.inf
-        if e.feasible and (e.target_met or not objective.targets):
-            lc = 0.0
-            for m, w in objective.weights.items():
-                v = e.metrics.get(m, math.nan)
-                if not (math.isfinite(v) and v > 0):
-                    lc = math.inf
-                    break
-                lc += w * math.log(v)
-            c = math.exp(lc) if lc < 700 else math.inf
         rewards.append(e.reward)
-        costs.append(c)
+        costs.append(objective.logged_cost(e))
         mets.append(e.metrics if e.feasible else None)
     return np.array(rewards), np.array(costs), mets
 
@@ -193,67 +184,67 @@ def _plots(runs, envs, agents, optima, out: Path) -> None:
 
     n = len(envs)
     colors = {a: plt.cm.tab20((2 * i) % 20 + (2 * i) // 20) for i, a in enumerate(agents)}
+    by_env = {k: [r for r in runs if r["key"] == k] for k in envs}
+
+    @contextlib.contextmanager
+    def figure(name: str, rows: int, cols: int, panel: tuple[float, float]):
+        """Yields (axes, env key, its runs) per env; saves ``out/name`` when the block ends."""
+        fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), squeeze=False)
+        yield [(ax, k, by_env[k]) for ax, k in zip(axes.ravel(), envs)]
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+
     # 1. box plots of the final quality, per agent
-    fig, axes = plt.subplots(n, 1, figsize=(11, 3.2 * n), squeeze=False)
-    for ax, k in zip(axes[:, 0], envs):
-        rs = [r for r in runs if r["key"] == k]
-        data = [[r["best_q"] for r in rs if r["task"].agent == a] for a in agents]
-        ax.boxplot(data, tick_labels=agents, showfliers=True)
-        ax.set_ylabel("quality = opt cost / cost")
-        ax.set_title(f"{rs[0]['task'].env.id}: best design per run (all configs x seeds)")
-        ax.axhline(1 / 1.01, color="grey", ls=":", lw=1)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "box.png", dpi=110)
-    plt.close(fig)
+    with figure("box.png", n, 1, (11, 3.2)) as panels:
+        for ax, _, rs in panels:
+            data = [[r["best_q"] for r in rs if r["task"].agent == a] for a in agents]
+            ax.boxplot(data, tick_labels=agents, showfliers=True)
+            ax.set_ylabel("quality = opt cost / cost")
+            ax.set_title(f"{rs[0]['task'].env.id}: best design per run (all configs x seeds)")
+            ax.axhline(1 / 1.01, color="grey", ls=":", lw=1)
+            ax.grid(alpha=0.3)
     # 2. best-so-far curves with inter-quartile bands
-    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.5), squeeze=False)
-    for ax, k in zip(axes[0], envs):
-        rs = [r for r in runs if r["key"] == k]
-        for a in agents:
-            curves = [r["curve"] for r in rs if r["task"].agent == a]
-            if not curves:
-                continue
-            m = min(len(c) for c in curves)
-            c = np.stack([c[:m] for c in curves])
-            x = np.arange(1, m + 1)
-            ax.plot(x, np.median(c, axis=0), color=colors[a], label=a, lw=1.4)
-            ax.fill_between(x, np.quantile(c, 0.25, axis=0), np.quantile(c, 0.75, axis=0), color=colors[a], alpha=0.15)
-        ax.set_xscale("log")
-        ax.set_xlabel("evaluations")
-        ax.set_ylabel("best-so-far quality (median, IQR band)")
-        ax.set_title(rs[0]["task"].env.id)
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=110)
-    plt.close(fig)
+    with figure("curves.png", 1, n, (6, 4.5)) as panels:
+        for ax, _, rs in panels:
+            for a in agents:
+                curves = [r["curve"] for r in rs if r["task"].agent == a]
+                if not curves:
+                    continue
+                m = min(len(c) for c in curves)
+                c = np.stack([c[:m] for c in curves])
+                x = np.arange(1, m + 1)
+                ax.plot(x, np.median(c, axis=0), color=colors[a], label=a, lw=1.4)
+                ax.fill_between(x, np.quantile(c, 0.25, axis=0), np.quantile(c, 0.75, axis=0), color=colors[a],
+                                alpha=0.15)
+            ax.set_xscale("log")
+            ax.set_xlabel("evaluations")
+            ax.set_ylabel("best-so-far quality (median, IQR band)")
+            ax.set_title(rs[0]["task"].env.id)
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+        panels[0][0].legend(fontsize=8, ncol=2)
     # 3. Pareto fronts: exact (exhaustive) vs each agent's evaluated designs
-    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.8), squeeze=False)
-    for ax, k in zip(axes[0], envs):
-        rs = [r for r in runs if r["key"] == k]
-        fx, fy = front_metrics(rs[0]["metric_names"])
-        for a in agents:
-            pts = np.array([(m[fx], m[fy]) for r in rs if r["task"].agent == a for m in r["mets"]
-                            if m is not None and m.get(fx, 0) > 0 and m.get(fy, 0) > 0])
-            if pts.size:
-                f = pareto_mask(pts[:, 0], pts[:, 1])
-                p = pts[f][np.argsort(pts[f][:, 0])]
-                ax.step(p[:, 0], p[:, 1], where="post", color=colors[a], lw=1, alpha=0.8, label=a)
-        o = optima.get(k)
-        if o and o["front"]["x"] == fx:
-            ax.step(o["front"]["xs"], o["front"]["ys"], where="post", color="black", lw=2, label="exact front")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(fx)
-        ax.set_ylabel(fy)
-        ax.set_title(f"{rs[0]['task'].env.id}: Pareto fronts (feasible designs)")
-        ax.grid(alpha=0.3, which="both")
-    axes[0, 0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=110)
-    plt.close(fig)
+    with figure("pareto.png", 1, n, (6, 4.8)) as panels:
+        for ax, k, rs in panels:
+            fx, fy = front_metrics(rs[0]["metric_names"])
+            for a in agents:
+                pts = np.array([(m[fx], m[fy]) for r in rs if r["task"].agent == a for m in r["mets"]
+                                if m is not None and m.get(fx, 0) > 0 and m.get(fy, 0) > 0])
+                if pts.size:
+                    f = pareto_mask(pts[:, 0], pts[:, 1])
+                    p = pts[f][np.argsort(pts[f][:, 0])]
+                    ax.step(p[:, 0], p[:, 1], where="post", color=colors[a], lw=1, alpha=0.8, label=a)
+            o = optima.get(k)
+            if o and o["front"]["x"] == fx:
+                ax.step(o["front"]["xs"], o["front"]["ys"], where="post", color="black", lw=2, label="exact front")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(fx)
+            ax.set_ylabel(fy)
+            ax.set_title(f"{rs[0]['task'].env.id}: Pareto fronts (feasible designs)")
+            ax.grid(alpha=0.3, which="both")
+        panels[0][0].legend(fontsize=7, ncol=2)
 
 
 def main(argv=None) -> int:
