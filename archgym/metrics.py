@@ -10,6 +10,7 @@ ever implied.
 from __future__ import annotations
 
 import math
+import operator
 from functools import lru_cache
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
@@ -123,15 +124,14 @@ class Metrics:
     def vector(self, names: tuple[str, ...]) -> list[float]:
         """Values of ``names`` in order as floats (NaN where absent); the fast path
         used by the run log."""
+        get, n_core, extras = _vector_plan(tuple(names))
+        if get is None:  # core and extra names interleaved
+            ex = self.extra
+            return [(math.nan if (v := getattr(self, n)) is None else float(v)) if n in _CORE_SET
+                    else float(ex.get(n, math.nan)) for n in names]
+        core = get(self) if n_core > 1 else (get(self),) if n_core else ()
         ex = self.extra
-        out = []
-        for n in names:
-            if n in _CORE_SET:
-                v = getattr(self, n)
-                out.append(math.nan if v is None else float(v))
-            else:
-                out.append(float(ex.get(n, math.nan)))
-        return out
+        return [math.nan if v is None else float(v) for v in core] + [float(ex.get(n, math.nan)) for n in extras]
 
     def as_dict(self) -> dict[str, float]:
         """Flat ``{name: value}`` of every core and extra metric (NaN where absent)."""
@@ -161,6 +161,19 @@ _CORE = tuple(
 
 
 _CORE_SET = frozenset(_CORE)
+
+
+@lru_cache(maxsize=64)
+def _vector_plan(names: tuple[str, ...]):
+    """For :meth:`Metrics.vector`: (one C getter of the leading core names, how many,
+    the extra names after them), or (None, 0, ()) when core and extra names interleave."""
+    n_core = 0
+    while n_core < len(names) and names[n_core] in _CORE_SET:
+        n_core += 1
+    if any(n in _CORE_SET for n in names[n_core:]):
+        return None, 0, ()
+    get = operator.attrgetter(*names[:n_core]) if n_core else (lambda m: ())
+    return get, n_core, names[n_core:]
 
 
 def _finite(v: Any) -> bool:

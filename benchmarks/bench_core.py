@@ -106,7 +106,10 @@ def main() -> None:
     print(f"| one {WORKLOAD} evaluation of one design (`evaluate`) | {single * 1e6:.1f} us |")
     print(f"| run loop, random agent, no run log | {no_log:,.0f} eval/s |")
     print(f"| run loop, random agent, SQLite run log | {with_log:,.0f} eval/s |")
-    print(f"| logging overhead | {overhead * 100:.1f} % |")
+    print(f"| logging overhead at this loop's rate | {overhead * 100:.1f} % |")
+    row_us = (1 / with_log - 1 / no_log) * 1e6
+    print(f"| logging cost per row | {row_us:.1f} us |")
+    print(f"| logging overhead at 10,000 eval/s (= cost per row / 100 us) | {row_us / 100 * 100:.1f} % |")
     print()
     print("| layer (SCALE-Sim timing) | cycles (both agree) | SCALE-Sim 3.0.0 wall | archgym `evaluate` | speed ratio |")
     print("|---|---|---|---|---|")

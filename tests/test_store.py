@@ -115,3 +115,41 @@ def test_unwritable_or_bad_paths(tmp_path):
         ro.chmod(0o500)
         with pytest.raises(StoreError, match="permission denied"):
             RunStore(ro / "x.db")
+
+
+def test_design_json_is_jsonencoder_text():
+    """The run log's once-built C encoder writes exactly what json.JSONEncoder writes."""
+    import json
+    import math
+
+    from archgym.store import _dump_design
+
+    enc = json.JSONEncoder(separators=(",", ":"))
+    for values in [(128, 256, "os", 1024), (True, False, 0, -3), (0.1, 1e-300, 2.5e10, math.nan, math.inf, -math.inf),
+                   ("é\"\\\n", "", "ws"), (1, 1.0, True)]:
+        assert _dump_design(values) == enc.encode(list(values))
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        _dump_design((object(),))
+
+
+def test_metrics_vector_any_name_order():
+    """Metrics.vector (the run log's per-row path) == one getattr/extra lookup per name, in
+    every order: core first, extras first, interleaved, core only, extras only."""
+    import math
+
+    from archgym.metrics import Metrics
+
+    m = Metrics(cycles=None, latency_s=2.0, energy_j=3.0, extra={"mac_count": 7.0, "stall_cycles": 1.0})
+    m2 = Metrics(cycles=12, latency_s=2.0, extra={"mac_count": 7.0})
+
+    def ref(mm, names):
+        return [math.nan if (v := (getattr(mm, n) if hasattr(type(mm), n) and n not in ("extra", "breakdown")
+                                   else mm.extra.get(n, math.nan))) is None else float(v) for n in names]
+
+    for names in [("cycles", "latency_s", "energy_j", "mac_count", "stall_cycles"), ("mac_count", "cycles"),
+                  ("latency_s", "mac_count", "energy_j"), ("energy_j",), ("cycles", "power_w"), ("stall_cycles",), ()]:
+        for mm in (m, m2):
+            got, want = mm.vector(names), ref(mm, names)
+            assert len(got) == len(want) and all((a == b) or (math.isnan(a) and math.isnan(b))
+                                                 for a, b in zip(got, want)), (names, got, want)
+            assert all(type(v) is float for v in got)
