@@ -153,3 +153,27 @@ def test_metrics_vector_any_name_order():
             assert len(got) == len(want) and all((a == b) or (math.isnan(a) and math.isnan(b))
                                                  for a, b in zip(got, want)), (names, got, want)
             assert all(type(v) is float for v in got)
+
+
+def test_page_size_new_log_and_old_log_still_appends(tmp_path):
+    """New logs use 16 KiB pages; a log created with SQLite's default 4 KiB pages (as before)
+    keeps them and takes new runs and rows; metric blobs of any length round-trip exactly."""
+    import math
+
+    from archgym.store import _dump_metrics, _load_metrics
+
+    with RunStore(tmp_path / "new.db") as st:
+        assert st.conn.execute("PRAGMA page_size").fetchone()[0] == 16384
+    old = tmp_path / "old.db"
+    con = sqlite3.connect(old)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE scratch (x)")
+    con.close()
+    with RunStore(old, batch_rows=5) as st:
+        assert st.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+        res = run(ENV, "random", 12, seed=1, store=st)
+        assert st.count(res.run_id) == 12 and [r.step for r in st.evals(res.run_id)] == list(range(12))
+    for vals in ([], [1.5], [0.1, -2.0, math.inf, 1e-300], [3.0] * 18):
+        assert _load_metrics(_dump_metrics(vals)) == vals
+    blob = _dump_metrics([math.nan, 2.0])
+    assert math.isnan(_load_metrics(blob)[0]) and len(blob) == 16
