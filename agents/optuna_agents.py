@@ -36,7 +36,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-from archgym.agent import Agent
+from archgym.agent import Agent, BadHyperparameter
 from archgym.metrics import Metrics
 
 from ._util import Score, quiet, require, single_thread
@@ -137,7 +137,8 @@ def _objectives(objective) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 class TPE(OptunaAgent):
-    """Optuna's Tree-structured Parzen Estimator (multivariate, seeded)."""
+    """Optuna's Tree-structured Parzen Estimator, seeded; multivariate, as Optuna 5 defaults
+    to for one objective (``multivariate=False`` is the independent TPE, Optuna 4's default)."""
 
     name = "tpe"
 
@@ -177,12 +178,26 @@ class TPE(OptunaAgent):
 
         self.use_constraints = self.params.constraints
         p = self.params
-        return optuna.samplers.TPESampler(
-            n_startup_trials=p.n_startup_trials, n_ei_candidates=p.n_ei_candidates,
-            multivariate=p.multivariate, seed=self.seed, warn_independent_sampling=False,
-            consider_endpoints=p.consider_endpoints, prior_weight=p.prior_weight,
-            gamma=_Gamma(p.gamma, p.gamma_cap), group=p.group,
-        )
+        # Optuna 4.9 deprecated gamma, prior_weight and consider_endpoints (removal planned for
+        # 6.0); they are passed only when set away from their defaults (the same sampler as
+        # Optuna's own defaults), so a default TPE keeps working when they are gone.
+        kw: dict[str, Any] = {}
+        if (p.gamma, p.gamma_cap) != (0.1, 25):
+            kw["gamma"] = _Gamma(p.gamma, p.gamma_cap)
+        if p.prior_weight != 1.0:
+            kw["prior_weight"] = p.prior_weight
+        if p.consider_endpoints:
+            kw["consider_endpoints"] = True
+        try:
+            return optuna.samplers.TPESampler(
+                n_startup_trials=p.n_startup_trials, n_ei_candidates=p.n_ei_candidates,
+                multivariate=p.multivariate, seed=self.seed, group=p.group, **kw,
+            )
+        except TypeError as e:  # a knob this Optuna no longer has
+            raise BadHyperparameter(
+                f"tpe: {', '.join(sorted(kw))} not supported by optuna {optuna.__version__} ({e}); "
+                "use the default"
+            ) from None
 
 
 @dataclasses.dataclass(frozen=True)

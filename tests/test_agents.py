@@ -300,3 +300,37 @@ def test_tpe_gamma_is_optunas_default_and_picklable():
         make_agent("tpe", space, params={"gamma": 0.0})
     with pytest.raises(BadHyperparameter, match="group=True needs multivariate=True"):
         make_agent("tpe", space, params={"group": True, "multivariate": False})
+
+
+def test_tpe_passes_deprecated_optuna_knobs_only_when_set(monkeypatch):
+    """gamma, prior_weight and consider_endpoints are deprecated since Optuna 4.9: a default
+    TPE must not pass them (so it survives their removal), a non-default one passes exactly
+    the ones set, and an Optuna without them gives a one-line BadHyperparameter."""
+    import optuna
+
+    real = optuna.samplers.TPESampler
+    seen = []
+
+    def recording(**kw):
+        seen.append(set(kw))
+        return real(**kw)
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", recording)
+    space = Planted().design_space()
+    make_agent("tpe", space, seed=0)
+    make_agent("tpe", space, seed=0, params={"gamma": 0.2, "consider_endpoints": True})
+    deprecated = {"gamma", "prior_weight", "consider_endpoints", "weights", "consider_magic_clip",
+                  "consider_prior", "warn_independent_sampling"}
+    assert seen[0] & deprecated == set()
+    assert seen[1] & deprecated == {"gamma", "consider_endpoints"}
+
+    def without_gamma(*, gamma=None, **kw):
+        if gamma is not None:
+            raise TypeError("__init__() got an unexpected keyword argument 'gamma'")
+        return real(**kw)
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", without_gamma)
+    make_agent("tpe", space, seed=0)  # the default still works
+    with pytest.raises(BadHyperparameter, match=r"tpe: gamma not supported by optuna .*use the default") as ei:
+        make_agent("tpe", space, seed=0, params={"gamma": 0.2})
+    assert "\n" not in str(ei.value)
