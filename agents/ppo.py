@@ -40,7 +40,8 @@ Modes
   design: a cache hit that still consumes budget (honest accounting).
 
 Side effects: SB3 seeds Python's, numpy's and torch's *global* RNGs with the
-agent's seed, and training runs on one torch thread (restored on ``close``).
+agent's seed, and training runs on one torch thread (restored on ``close``).  SB3 logs
+nothing: its logger has no outputs, so no SB3-<date> folder appears in the temp directory.
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class PPOAgent(Agent):
     def _model(self):
         import gymnasium as gym
         from stable_baselines3 import PPO
+        from stable_baselines3.common.logger import Logger
 
         from archgym.env import ArchGymEnv
 
@@ -203,6 +205,9 @@ class PPOAgent(Agent):
             learning_rate=p.learning_rate, ent_coef=p.ent_coef, clip_range=p.clip_range, gamma=p.gamma,
             policy_kwargs={"net_arch": [p.hidden, p.hidden]}, seed=self.seed, device="cpu", verbose=0,
         )
+        # SB3 would otherwise configure a logger that creates an empty SB3-<date> folder in the
+        # temp directory on every learn(); nothing is logged by SB3 (verbose=0)
+        model.set_logger(Logger(folder=None, output_formats=[]))
         if p.mode == "edit":
             model.get_env().set_options({"random_start": True})
         return model

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -102,9 +103,12 @@ def _skip_missing(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_agent_conformance(name, tmp_path):
+def test_agent_conformance(name, tmp_path, monkeypatch):
     _skip_missing(name)
     budget = _budget(name)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     with RunStore(tmp_path / "a.db") as st:
         asked, res, ev, sim = _run(name, 0, budget, store=st)
         rows = [(r.step, r.design, r.reward, r.cached) for r in st.evals(res.run_id)]
@@ -124,6 +128,9 @@ def test_agent_conformance(name, tmp_path):
     rewards = _space_rewards()
     assert res.best_reward >= np.quantile(rewards, 0.95), (res.best_reward, np.quantile(rewards, 0.95))
     assert res.best_reward > rows[0][2]
+    # leaves nothing in the temp directory (SB3's default logger made an SB3-<date> folder per
+    # run); torch's own per-user compile cache (torchinductor_<user>) is not a run's output
+    assert sorted(p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")) == []
 
     # deterministic for a seed (second run), different for another seed
     asked2, res2, _, _ = _run(name, 0, budget)
