@@ -273,6 +273,8 @@ def test_bo_feasibility_model():
     """The objective GP sees feasible designs only; a second GP of +1/-1 feasibility labels
     separates the designs the simulator rejected (imputation mode: one GP on everything)."""
     pytest.importorskip("skopt")
+    from agents._util import quiet
+
     for feasibility in (True, False):
         ev = Evaluator(Planted(), "toy", OBJ)
         ag = make_agent("bo", ev.space, seed=0, params={"n_initial_points": 40, "feasibility": feasibility},
@@ -285,7 +287,8 @@ def test_bo_feasibility_model():
             feasible.append(r.feasible)
         feasible = np.array(feasible)
         assert 0 < feasible.sum() < 40  # the corner constraint rejected some of them
-        model, constraint_models, _ = ag._fit()
+        with quiet():  # as the agent fits (sklearn's length-scale-at-bound notices)
+            model, constraint_models, _ = ag._fit()
         if feasibility:
             assert model.X_train_.shape[0] == feasible.sum()
             (fm,) = constraint_models
