@@ -389,13 +389,7 @@ class BayesOpt(Agent):
         cost = self.objective.cost(metrics) if metrics.feasible else math.inf
         ref = self.objective.ref or 1.0
         y = math.log(ref / cost) if 0 < cost < math.inf else math.nan
-        g = []
-        for t in self._targets:
-            v = metrics.get(t.metric)
-            if metrics.feasible and math.isfinite(v) and v > 0:
-                g.append(math.log(v / t.value) if t.op == "<=" else math.log(t.value / v))
-            else:
-                g.append(math.nan)
+        g = [t.log_violation(metrics.get(t.metric)) if metrics.feasible else math.nan for t in self._targets]
         met = self.objective.target_met(metrics)
         if not self._targets and self.objective.targets and math.isfinite(y):
             # targets without a constraint model: a miss ranks below every hit (lexicographic)

@@ -70,6 +70,15 @@ class Target:
             return False
         return v <= self.value if self.op == "<=" else v >= self.value
 
+    def log_violation(self, v: float) -> float:
+        """Signed log ratio of ``v`` to the bound: ``log(v/bound)`` for ``<=``,
+        ``log(bound/v)`` for ``>=``; > 0 when missed, <= 0 (the margin) when met;
+        NaN when ``v`` or the bound is not finite and > 0.  A smooth quantity for a
+        surrogate model of the target (the BO agent's constraint GPs)."""
+        if not (math.isfinite(v) and v > 0 and math.isfinite(self.value) and self.value > 0):
+            return math.nan
+        return math.log(v / self.value) if self.op == "<=" else math.log(self.value / v)
+
     def closeness(self, v: float) -> float:
         """``min(1, target/value)`` (or ``value/target`` for ``>=``), in [0, 1]."""
         if not math.isfinite(v) or v < 0:

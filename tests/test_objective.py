@@ -102,3 +102,19 @@ def test_logged_cost_matches_cost_and_counts_a_target_miss_as_infinite(tmp_path)
             assert obj.logged_cost(e) == obj.cost(m) < math.inf
             kinds.add("hit")
     assert kinds == {"hit", "feasible miss", "infeasible"}
+
+
+def test_target_log_violation_sign_and_value():
+    import math
+
+    from archgym.objective import Target
+
+    le, ge = Target("area_mm2", "<=", 4.0), Target("tokens_per_s", ">=", 100.0)
+    assert le.log_violation(8.0) == math.log(2.0) and le.log_violation(2.0) == math.log(0.5)
+    assert ge.log_violation(50.0) == math.log(2.0) and ge.log_violation(200.0) == math.log(0.5)
+    assert le.log_violation(4.0) == 0.0
+    for v in (0.0, -1.0, math.inf, math.nan):
+        assert math.isnan(le.log_violation(v))
+    # the sign agrees with met() wherever it is defined
+    for v in (0.5, 3.9, 4.0, 4.1, 100.0):
+        assert (le.log_violation(v) <= 0) == le.met(v)
