@@ -162,8 +162,8 @@ class RunStore:
                 raise StoreError(f"cannot write run log {self.path!r}: permission denied")
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None)
-            # 16 KiB pages for a new log (no effect on an existing one): 2.6 instead of 3.2 us
-            # per inserted row (benchmarks/README.md, "Core"); must precede WAL mode
+            # 16 KiB pages for a new log (no effect on an existing one): 2-5 % less SQLite time per
+            # inserted row than 4 KiB (benchmarks/bench_runlog.py); must precede WAL mode
             self.conn.execute("PRAGMA page_size=16384")
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")

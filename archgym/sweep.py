@@ -476,6 +476,9 @@ class Optimum:
     n_target_met: int
     front: Mapping[str, Any]  # {"x": metric, "y": metric, "xs": [...], "ys": [...]}: exact Pareto front
     wall_s: float
+    # keep_costs=True: every design's cost in flat-index order (inf if infeasible or a target is
+    # missed, as Objective.logged_cost counts it); None otherwise
+    costs: Any = None
 
 
 def _batch_reward(objective: Objective, b: Mapping[str, Any]):
@@ -527,7 +530,7 @@ def can_enumerate(evaluator, *, limit: int = 20_000_000, slow_limit: int = 200_0
 
 
 def exhaustive(evaluator, *, chunk: int = 1 << 17, top: int = 16, limit: int = 20_000_000,
-               front: tuple[str, str] | None = None) -> Optimum:
+               front: tuple[str, str] | None = None, keep_costs: bool = False) -> Optimum:
     """Evaluate every design of ``evaluator.space`` with the simulator's batched
     ``evaluate_batch`` and return the exact optimum.
 
@@ -537,7 +540,9 @@ def exhaustive(evaluator, *, chunk: int = 1 << 17, top: int = 16, limit: int = 2
     exact reward is returned, so the optimum is the one an agent could log.
     ``front`` names two metrics (default: the first two objective metrics, or
     ``latency_s``/``energy_j``) whose exact Pareto front over feasible designs
-    is returned too.  Raises ``ValueError`` above ``limit`` designs.
+    is returned too; ``keep_costs`` keeps every design's cost (``Optimum.costs``,
+    e.g. to count the designs within 1 % of the optimum).  Raises ``ValueError``
+    above ``limit`` designs.
     """
     import numpy as np
 
@@ -551,15 +556,18 @@ def exhaustive(evaluator, *, chunk: int = 1 << 17, top: int = 16, limit: int = 2
     idx_all = space.grid_indices(limit=limit)
     mets = list(evaluator.objective.metrics)
     fx, fy = front or ((mets + ["latency_s", "energy_j"])[:2] if len(mets) >= 2 else ("latency_s", "energy_j"))
-    cand_idx, cand_r = [], []
+    cand_idx, cand_r, costs = [], [], []
     n_feas = n_met = 0
     fxs, fys = np.empty(0), np.empty(0)
     for s in range(0, len(idx_all), chunk):
         idx = idx_all[s:s + chunk]
         full_idx = np.stack([to_full[j][idx[:, j]] for j in range(idx.shape[1])], axis=1)
         b = sim.evaluate_batch(full_idx, evaluator.workload)
-        r, _ = _batch_reward(evaluator.objective, b)
+        r, c = _batch_reward(evaluator.objective, b)
         feas = np.asarray(b["feasible"], dtype=bool)
+        if keep_costs:
+            met = feas & (r > 0.5) if evaluator.objective.targets else feas
+            costs.append(np.where(met, c, np.inf))
         n_feas += int(feas.sum())
         n_met += int((r > 0.5).sum()) if evaluator.objective.targets and evaluator.objective.weights else 0
         k = min(top, r.size)
@@ -585,5 +593,5 @@ def exhaustive(evaluator, *, chunk: int = 1 << 17, top: int = 16, limit: int = 2
     return Optimum(
         best_ev.design, float(best_ev.reward), float(evaluator.objective.cost(best_ev.metrics)), len(idx_all),
         n_feas, n_met, {"x": fx, "y": fy, "xs": fxs[o].tolist(), "ys": fys[o].tolist()},
-        time.perf_counter() - t0,
+        time.perf_counter() - t0, np.concatenate(costs) if keep_costs else None,
     )

@@ -46,6 +46,23 @@ THRESHOLD = 0.01  # within 1% of the optimum cost
 CHECKED = ("tpe", "bo")
 
 
+def near_optimal(o, space) -> str:
+    """How many designs are within THRESHOLD of the optimum, the nearest cost levels above
+    that, and the parameter values every design within THRESHOLD shares."""
+    import numpy as np
+
+    rel = o.costs / o.cost - 1.0
+    near = np.flatnonzero(rel <= THRESHOLD)
+    above = rel[np.isfinite(rel) & (rel > THRESHOLD)]
+    levels = np.unique(np.round(above, 4))[:3]
+    idx = np.stack(np.unravel_index(near, tuple(space.nvec)), axis=1)
+    shared = [f"{p.name}={p.values[int(idx[0, j])]}" for j, p in enumerate(space.params)
+              if p.size > 1 and (idx[:, j] == idx[0, j]).all()]
+    return (f"{near.size:,} designs within {THRESHOLD:.0%}; nearest cost levels above: "
+            f"{', '.join(f'+{100 * x:.2f}%' for x in levels)}; shared by all within {THRESHOLD:.0%}: "
+            f"{', '.join(shared) or 'no parameter value'}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -80,11 +97,12 @@ def main(argv=None) -> int:
         if not can_enumerate(ev):
             print(f"skip {env_id}: {ev.space.size:,} designs, not enumerable with a batched simulator")
             continue
-        o = exhaustive(ev)
+        o = exhaustive(ev, keep_costs=True)
         optima[env_id] = (o, ev.objective)
         entries.append(entry)
         print(f"{env_id}: optimum cost {o.cost:.6g} (reward {o.reward:.6f}) over {o.n_designs:,} designs "
               f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}", flush=True)
+        print("  " + near_optimal(o, ev.space), flush=True)
 
     agents = tuple(AgentEntry(a, fixed.get(a, {})) for a in args.agents)
     spec = SweepSpec(budget=args.budget, envs=tuple(entries), agents=agents,

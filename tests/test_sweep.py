@@ -255,3 +255,11 @@ def test_exhaustive_optimum_matches_brute_force():
     r, _ = _batch_reward(ev.objective, ev.simulator.evaluate_batch(idx, ev.workload))
     assert np.allclose(r, [e.reward for e in scalar], rtol=1e-12, atol=0)  # exp/log may differ in the last ulp
     assert all(math.isfinite(x) for x in o.front["xs"])
+    # keep_costs: every design's cost as the benchmarks count it (inf: infeasible or a target missed)
+    kept = exhaustive(ev, chunk=97, top=4, keep_costs=True).costs
+    want = np.array([ev.objective.cost(e.metrics) if e.target_met else math.inf for e in scalar])
+    assert kept.shape == want.shape and np.array_equal(np.isinf(kept), np.isinf(want))
+    assert 0 < np.isinf(want).sum() < len(want)  # the area target rules some designs out
+    fin = np.isfinite(want)
+    assert np.allclose(kept[fin], want[fin], rtol=1e-12, atol=0)  # exp/log may differ in the last ulp
+    assert o.costs is None
