@@ -49,7 +49,6 @@ CHECKED = ("tpe", "bo")
 def near_optimal(o, space) -> str:
     """How many designs are within THRESHOLD of the optimum, the nearest cost levels above
     that, and the parameter values every design within THRESHOLD shares."""
-    import numpy as np
 
     rel = o.costs / o.cost - 1.0
     near = np.flatnonzero(rel <= THRESHOLD)
@@ -61,6 +60,28 @@ def near_optimal(o, space) -> str:
     return (f"{near.size:,} designs within {THRESHOLD:.0%}; nearest cost levels above: "
             f"{', '.join(f'+{100 * x:.2f}%' for x in levels)}; shared by all within {THRESHOLD:.0%}: "
             f"{', '.join(shared) or 'no parameter value'}")
+
+
+def enumerable_optima(env_ids=None, **entry_kw):
+    """Yield ``(EnvEntry, evaluator, Optimum with costs)`` for every env in ``env_ids``
+    (default: every registered env) whose space can be enumerated with a batched
+    simulator, printing each optimum and its near-optimal set; prints why others are skipped.
+    ``entry_kw`` (workload, objective, targets) goes to every ``EnvEntry``."""
+    for env_id in env_ids or archgym.env_ids():
+        entry = EnvEntry(env_id, **entry_kw)
+        try:
+            ev = evaluator_for(entry)
+        except (ImportError, ValueError) as e:
+            print(f"skip {env_id}: {e}")
+            continue
+        if not can_enumerate(ev):
+            print(f"skip {env_id}: {ev.space.size:,} designs, not enumerable with a batched simulator")
+            continue
+        o = exhaustive(ev, keep_costs=True)
+        print(f"{env_id}: optimum cost {o.cost:.6g} (reward {o.reward:.6f}) over {o.n_designs:,} designs "
+              f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}", flush=True)
+        print("  " + near_optimal(o, ev.space), flush=True)
+        yield entry, ev, o
 
 
 def main(argv=None) -> int:
@@ -85,24 +106,11 @@ def main(argv=None) -> int:
             ap.error(f"--param {item!r}: expected AGENT:KEY=VALUE with AGENT one of {', '.join(args.agents)}")
         fixed.setdefault(agent, {})[key] = value
 
-    env_ids = args.envs or archgym.env_ids()
     entries, optima = [], {}
-    for env_id in env_ids:
-        entry = EnvEntry(env_id, workload=args.workload, objective=args.objective, targets=tuple(args.target))
-        try:
-            ev = evaluator_for(entry)
-        except (ImportError, ValueError) as e:
-            print(f"skip {env_id}: {e}")
-            continue
-        if not can_enumerate(ev):
-            print(f"skip {env_id}: {ev.space.size:,} designs, not enumerable with a batched simulator")
-            continue
-        o = exhaustive(ev, keep_costs=True)
-        optima[env_id] = (o, ev.objective)
+    for entry, ev, o in enumerable_optima(args.envs, workload=args.workload, objective=args.objective,
+                                          targets=tuple(args.target)):
+        optima[entry.id] = (o, ev.objective)
         entries.append(entry)
-        print(f"{env_id}: optimum cost {o.cost:.6g} (reward {o.reward:.6f}) over {o.n_designs:,} designs "
-              f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}", flush=True)
-        print("  " + near_optimal(o, ev.space), flush=True)
 
     agents = tuple(AgentEntry(a, fixed.get(a, {})) for a in args.agents)
     spec = SweepSpec(budget=args.budget, envs=tuple(entries), agents=agents,

@@ -344,3 +344,26 @@ def test_tpe_passes_deprecated_optuna_knobs_only_when_set(monkeypatch):
     with pytest.raises(BadHyperparameter, match=r"tpe: gamma not supported by optuna .*use the default") as ei:
         make_agent("tpe", space, seed=0, params={"gamma": 0.2})
     assert "\n" not in str(ei.value)
+
+
+def test_plain_tpe_cross_check_loop():
+    """benchmarks/bench_tpe_plain.py's loop: the budget counts distinct designs, an
+    infeasible design never becomes the best, and a budget covering the whole space finds
+    the optimum (so the benchmark's hit counts can fail)."""
+    import importlib
+    import sys as _sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    _sys.path.insert(0, bench)
+    try:
+        plain = importlib.import_module("bench_tpe_plain")
+    finally:
+        _sys.path.remove(bench)
+    nvec = (4, 1, 5)
+    costs = np.arange(1.0, 21.0)[::-1].copy()  # cheapest is the last design...
+    costs[-1] = np.inf  # ...but it is infeasible: the optimum is the second last
+    hit, gap = plain.plain_tpe(costs, nvec, ("a", "pinned", "b"), 2.0, seed=0, budget=20)
+    assert hit is not None and hit <= 20 and gap == 0.0
+    hit, gap = plain.plain_tpe(costs, nvec, ("a", "pinned", "b"), 2.0, seed=0, budget=3)
+    assert gap >= 0.0 and (hit is None or hit <= 3)
