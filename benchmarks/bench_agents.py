@@ -49,7 +49,6 @@ CHECKED = ("tpe", "bo")
 def near_optimal(o, space) -> str:
     """How many designs are within THRESHOLD of the optimum, the nearest cost levels above
     that, and the parameter values every design within THRESHOLD shares."""
-
     rel = o.costs / o.cost - 1.0
     near = np.flatnonzero(rel <= THRESHOLD)
     above = rel[np.isfinite(rel) & (rel > THRESHOLD)]

@@ -347,9 +347,9 @@ def test_tpe_passes_deprecated_optuna_knobs_only_when_set(monkeypatch):
 
 
 def test_plain_tpe_cross_check_loop():
-    """benchmarks/bench_tpe_plain.py's loop: the budget counts distinct designs, an
-    infeasible design never becomes the best, and a budget covering the whole space finds
-    the optimum (so the benchmark's hit counts can fail)."""
+    """benchmarks/bench_tpe_plain.py's loop: a budget covering the whole (planted) space finds
+    the feasible optimum, and a hit is never reported after more distinct designs than the
+    budget (so the benchmark's hit counts can fail)."""
     import importlib
     import sys as _sys
     from pathlib import Path
