@@ -473,7 +473,7 @@ class Optimum:
     cost: float
     n_designs: int
     n_feasible: int
-    n_target_met: int
+    n_target_met: int  # feasible designs meeting every target (every feasible one without targets)
     front: Mapping[str, Any]  # {"x": metric, "y": metric, "xs": [...], "ys": [...]}: exact Pareto front
     wall_s: float
     # keep_costs=True: every design's cost in flat-index order (inf if infeasible or a target is
@@ -482,10 +482,15 @@ class Optimum:
 
 
 def _batch_reward(objective: Objective, b: Mapping[str, Any]):
-    """:meth:`Objective.reward` over arrays of metrics (same formulas, numpy)."""
+    """:meth:`Objective.reward`, :meth:`Objective.cost` and :meth:`Objective.target_met`
+    over arrays of metrics (same formulas, numpy): ``(reward, cost, met)``."""
     import numpy as np
 
     feas = np.asarray(b["feasible"], dtype=bool)
+    met = feas.copy()
+    for t in objective.targets:
+        v = np.asarray(b[t.metric], dtype=float)
+        met &= np.isfinite(v) & ((v <= t.value) if t.op == "<=" else (v >= t.value))
 
     def closeness():
         out = np.zeros(feas.shape)
@@ -498,8 +503,8 @@ def _batch_reward(objective: Objective, b: Mapping[str, Any]):
             out += np.where(ok, c, 0.0)
         return out / max(len(objective.targets), 1)
 
-    if not objective.weights:
-        return np.where(feas, closeness(), 0.0), np.full(feas.shape, np.inf)
+    if not objective.weights:  # the cost is an empty product
+        return np.where(feas, closeness(), 0.0), np.where(feas, 1.0, np.inf), met
     log_c = np.zeros(feas.shape)
     bad = ~feas
     for m, w in objective.weights.items():
@@ -512,12 +517,8 @@ def _batch_reward(objective: Objective, b: Mapping[str, Any]):
     ref = objective.ref if objective.ref is not None else 1.0
     score = np.where(np.isfinite(cost), ref / (ref + np.where(np.isfinite(cost), cost, 0.0)), 0.0)
     if not objective.targets:
-        return np.where(feas, score, 0.0), cost
-    met = feas.copy()
-    for t in objective.targets:
-        v = np.asarray(b[t.metric], dtype=float)
-        met &= np.isfinite(v) & ((v <= t.value) if t.op == "<=" else (v >= t.value))
-    return np.where(feas, np.where(met, 0.5 + 0.5 * score, 0.5 * closeness()), 0.0), cost
+        return np.where(feas, score, 0.0), cost, met
+    return np.where(feas, np.where(met, 0.5 + 0.5 * score, 0.5 * closeness()), 0.0), cost, met
 
 
 def can_enumerate(evaluator, *, limit: int = 20_000_000, slow_limit: int = 200_000) -> bool:
@@ -563,13 +564,12 @@ def exhaustive(evaluator, *, chunk: int = 1 << 17, top: int = 16, limit: int = 2
         idx = idx_all[s:s + chunk]
         full_idx = np.stack([to_full[j][idx[:, j]] for j in range(idx.shape[1])], axis=1)
         b = sim.evaluate_batch(full_idx, evaluator.workload)
-        r, c = _batch_reward(evaluator.objective, b)
+        r, c, met = _batch_reward(evaluator.objective, b)
         feas = np.asarray(b["feasible"], dtype=bool)
         if keep_costs:
-            met = feas & (r > 0.5) if evaluator.objective.targets else feas
             costs.append(np.where(met, c, np.inf))
         n_feas += int(feas.sum())
-        n_met += int((r > 0.5).sum()) if evaluator.objective.targets and evaluator.objective.weights else 0
+        n_met += int(met.sum())
         k = min(top, r.size)
         best = np.argpartition(-r, k - 1)[:k]
         cand_idx.append(idx[best])

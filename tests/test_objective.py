@@ -105,10 +105,6 @@ def test_logged_cost_matches_cost_and_counts_a_target_miss_as_infinite(tmp_path)
 
 
 def test_target_log_violation_sign_and_value():
-    import math
-
-    from archgym.objective import Target
-
     le, ge = Target("area_mm2", "<=", 4.0), Target("tokens_per_s", ">=", 100.0)
     assert le.log_violation(8.0) == math.log(2.0) and le.log_violation(2.0) == math.log(0.5)
     assert ge.log_violation(50.0) == math.log(2.0) and ge.log_violation(200.0) == math.log(0.5)

@@ -1,5 +1,6 @@
 """Run log: batched SQLite rows, resume after kill -9 without loss or duplication, export."""
 
+import math
 import os
 import signal
 import sqlite3
@@ -120,7 +121,6 @@ def test_unwritable_or_bad_paths(tmp_path):
 def test_design_json_is_jsonencoder_text():
     """The run log's once-built C encoder writes exactly what json.JSONEncoder writes."""
     import json
-    import math
 
     from archgym.store import _dump_design
 
@@ -135,8 +135,6 @@ def test_design_json_is_jsonencoder_text():
 def test_metrics_vector_any_name_order():
     """Metrics.vector (the run log's per-row path) == one getattr/extra lookup per name, in
     every order: core first, extras first, interleaved, core only, extras only."""
-    import math
-
     from archgym.metrics import Metrics
 
     m = Metrics(cycles=None, latency_s=2.0, energy_j=3.0, extra={"mac_count": 7.0, "stall_cycles": 1.0})
@@ -158,8 +156,6 @@ def test_metrics_vector_any_name_order():
 def test_page_size_new_log_and_old_log_still_appends(tmp_path):
     """New logs use 16 KiB pages; a log created with SQLite's default 4 KiB pages (as before)
     keeps them and takes new runs and rows; metric blobs of any length round-trip exactly."""
-    import math
-
     from archgym.store import _dump_metrics, _load_metrics
 
     with RunStore(tmp_path / "new.db") as st:

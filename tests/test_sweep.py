@@ -252,8 +252,16 @@ def test_exhaustive_optimum_matches_brute_force():
 
     full = ev.simulator.design_space()
     idx = np.array([[full[k].index(v) for k, v in d.items()] for d in designs])
-    r, _ = _batch_reward(ev.objective, ev.simulator.evaluate_batch(idx, ev.workload))
+    b = ev.simulator.evaluate_batch(idx, ev.workload)
+    r, _, met = _batch_reward(ev.objective, b)
     assert np.allclose(r, [e.reward for e in scalar], rtol=1e-12, atol=0)  # exp/log may differ in the last ulp
+    assert met.tolist() == [e.target_met for e in scalar] and o.n_target_met == int(met.sum())
+    # a target-only objective: reward = closeness, cost = the empty product (1 when feasible)
+    only = Objective.parse("", ["area_mm2<=3"])
+    r, c, met = _batch_reward(only, b)
+    assert np.allclose(r, [only.reward(e.metrics) for e in scalar], rtol=1e-12, atol=0)
+    assert c.tolist() == [only.cost(e.metrics) for e in scalar]
+    assert met.tolist() == [only.target_met(e.metrics) for e in scalar] and 0 < met.sum() < len(met)
     assert all(math.isfinite(x) for x in o.front["xs"])
     # keep_costs: every design's cost as the benchmarks count it (inf: infeasible or a target missed)
     kept = exhaustive(ev, chunk=97, top=4, keep_costs=True).costs

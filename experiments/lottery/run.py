@@ -24,10 +24,10 @@ designs toward 1, so the table reports the gap in cost: ``1/quality - 1``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
-import contextlib
 import math
 import sys
 from pathlib import Path
