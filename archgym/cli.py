@@ -81,11 +81,14 @@ def cmd_envs(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     from .runner import make_evaluator
 
-    ev = make_evaluator(args.env_id, workload=args.workload, simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"))
+    ev = make_evaluator(args.env_id, workload=args.workload, simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"),
+                        workload_params=_workload_params(args))
     sim = ev.simulator
     print(f"{args.env_id}: {type(sim).__name__}")
     print(f"reference: {sim.reference}")
-    print(f"workloads: {', '.join(sim.workloads())}")
+    print(f"workload: {ev.workload.spec} ({len(ev.workload.layers)} layers, {ev.workload.macs:,} MACs)")
+    print(f"accepts: {sim.accepts}")
+    print(f"known workloads: {', '.join(sim.workloads())}")
     print(f"default objective: {ev.objective.describe()}")
     print(ev.space.describe())
     print("default design: " + ", ".join(f"{k}={v}" for k, v in ev.default_design.items()))
@@ -96,14 +99,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runner import make_evaluator
 
     ev = make_evaluator(args.env_id, workload=args.workload, objective=_objective(args),
-                        simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"))
+                        simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"),
+                        workload_params=_workload_params(args))
     design = {**ev.default_design, **_parse_assignments(args.design, "design assignment")}
     e = ev.evaluate(design)
     print("design: " + ", ".join(f"{k}={v}" for k, v in e.design.items()))
-    print(f"workload: {ev.workload}; objective: {ev.objective.describe()}; reward {e.reward:.6f}"
+    print(f"workload: {ev.workload.spec}; objective: {ev.objective.describe()}; reward {e.reward:.6f}"
           + (f"; targets met: {e.target_met}" if ev.objective.targets else ""))
     print(e.metrics.summary())
     return 0
+
+
+def _workload_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in (("phase", args.phase), ("batch", args.batch), ("seq_len", args.seq_len),
+                              ("context_len", args.context_len), ("gen_tokens", args.gen_tokens)) if v is not None}
 
 
 def _objective(args: argparse.Namespace):
@@ -137,7 +146,7 @@ def cmd_run(args: argparse.Namespace, agent_params: dict[str, Any]) -> int:
         res = run(
             args.env_id, args.agent, args.budget, seed=args.seed, params=agent_params, store=store,
             workload=args.workload, objective=objective, simulator_kwargs=sim_kwargs, fixed=fixed or None,
-            progress=progress,
+            workload_params=_workload_params(args), progress=progress,
         )
     finally:
         store.close()
@@ -212,7 +221,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------
 def _add_env_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered env id (see `archgym envs`)")
-    p.add_argument("--workload", help="workload name (default: the env's)")
+    p.add_argument("--workload", metavar="NAME|FILE",
+                   help="a zoo name (llama-2-7b/prefill), a SCALE-Sim topology .csv, a Hugging Face config.json, "
+                        "an .onnx graph, optionally with ?key=value parameters (default: the env's)")
+    g = p.add_argument_group("workload parameters (override the env's defaults; also as ?key=value in --workload)")
+    g.add_argument("--phase", help="prefill, decode or generative (decoder LLMs)")
+    g.add_argument("--batch", type=int, help="sequences or images per inference")
+    g.add_argument("--seq-len", type=int, help="prefill tokens per sequence")
+    g.add_argument("--context-len", type=int, help="decode: KV-cache length attended over (priced in attention)")
+    g.add_argument("--gen-tokens", type=int, help="generative phase: decode steps after the prefill")
     p.add_argument("--sim-opt", action="append", default=[], metavar="K=V",
                    help="simulator constructor option, e.g. mode=scalesim (repeatable)")
 

@@ -137,7 +137,7 @@ class ArchGymEnv(gym.Env):
         if self.render_mode != "ansi":
             return None
         if self._last is None:
-            return f"{self.simulator.name} on {self.evaluator.workload}: no design evaluated yet\n"
+            return f"{self.simulator.name} on {self.evaluator.workload.spec}: no design evaluated yet\n"
         d = ", ".join(f"{k}={v}" for k, v in self._last.design.items())
         return f"[{d}] reward={self._last.reward:.4f}\n{self._last.metrics.summary()}\n"
 

@@ -73,10 +73,15 @@ class RunResult:
         return "\n".join(lines)
 
 
-def make_evaluator(env_id: str, *, workload: str | None = None, objective: Objective | str | None = None,
+def make_evaluator(env_id: str, *, workload: Any = None, objective: Objective | str | None = None,
                    simulator_kwargs: Mapping[str, Any] | None = None,
-                   fixed: Mapping[str, Any] | None = None) -> Evaluator:
-    """An :class:`Evaluator` for a registered env id, with optional overrides."""
+                   fixed: Mapping[str, Any] | None = None,
+                   workload_params: Mapping[str, Any] | None = None) -> Evaluator:
+    """An :class:`Evaluator` for a registered env id, with optional overrides.
+
+    ``workload``: a zoo name, a file or a query string (:func:`archgym.workloads.load_workload`)
+    or a :class:`~archgym.workloads.Workload`; ``workload_params``: ``batch``, ``seq_len``,
+    ``context_len``, ``gen_tokens``, ``phase``."""
     spec = spec_of(env_id)
     sim = load_simulator(spec.simulator, **{**dict(spec.simulator_kwargs), **dict(simulator_kwargs or {})})
     obj = objective if objective is not None else spec.objective
@@ -84,7 +89,7 @@ def make_evaluator(env_id: str, *, workload: str | None = None, objective: Objec
         obj = Objective.parse(obj)
     elif isinstance(obj, Mapping):
         obj = Objective.parse(obj.get("spec"), obj.get("targets", ()))
-    return Evaluator(sim, workload or spec.workload, obj, fixed=fixed)
+    return Evaluator(sim, workload or spec.workload, obj, fixed=fixed, workload_params=workload_params)
 
 
 def run_id_for(env_id: str, workload: str, objective: Objective, agent: str, params: Mapping[str, Any],
@@ -92,7 +97,9 @@ def run_id_for(env_id: str, workload: str, objective: Objective, agent: str, par
                fixed: Mapping[str, Any] | None = None) -> str:
     """Deterministic run id: the same command gives the same id (so it resumes).
 
-    The budget is not part of the id: re-running with a larger budget extends the run.
+    ``workload`` is the workload's :attr:`~archgym.workloads.Workload.key` (its source
+    plus a hash of its layers, so a changed file or zoo definition is a new run).  The
+    budget is not part of the id: re-running with a larger budget extends the run.
     """
     key = [env_id, workload, objective.to_dict(), agent, dict(params), int(seed), dict(simulator_kwargs or {})]
     if fixed:
@@ -138,6 +145,7 @@ def run(
     objective: Objective | str | None = None,
     simulator_kwargs: Mapping[str, Any] | None = None,
     fixed: Mapping[str, Any] | None = None,
+    workload_params: Mapping[str, Any] | None = None,
     evaluator: Evaluator | None = None,
     progress: Callable[[int, float], None] | None = None,
     run_id: str | None = None,
@@ -151,21 +159,21 @@ def run(
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget={budget!r} must be a positive integer")
     ev = evaluator or make_evaluator(env_id, workload=workload, objective=objective,
-                                     simulator_kwargs=simulator_kwargs, fixed=fixed)
+                                     simulator_kwargs=simulator_kwargs, fixed=fixed, workload_params=workload_params)
     if isinstance(agent, Agent):
         ag = agent
         params_d = _params_dict(ag.params)
     else:
         ag = make_agent(agent, ev.space, seed=seed, params=params, objective=ev.objective, budget=budget)
         params_d = _params_dict(ag.params)
-    rid = run_id or run_id_for(env_id, ev.workload, ev.objective, ag.name, params_d, seed, simulator_kwargs,
+    rid = run_id or run_id_for(env_id, ev.workload.key, ev.objective, ag.name, params_d, seed, simulator_kwargs,
                                ev.fixed)
     t0 = time.perf_counter()
     best = _Best()
     resumed = 0
     if store is not None:
         store.begin_run(
-            rid, env_id=env_id, workload=ev.workload, agent=ag.name, params=params_d, seed=seed, budget=budget,
+            rid, env_id=env_id, workload=ev.workload.spec, agent=ag.name, params=params_d, seed=seed, budget=budget,
             objective=ev.objective.to_dict(), design_names=ev.space.names, metric_names=ev.metric_names,
         )
         for row in store.contiguous_prefix(rid)[:budget]:

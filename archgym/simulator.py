@@ -14,6 +14,7 @@ through it, so evaluation counts mean the same thing for every agent.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import time
@@ -27,6 +28,7 @@ import numpy as np
 from .metrics import Metrics
 from .objective import Objective
 from .space import DesignSpace, InvalidDesign
+from .workloads import Workload, WorkloadError, format_workload, load_workload, parse_workload
 
 __all__ = ["Simulator", "Evaluator", "Evaluation", "load_simulator"]
 
@@ -34,14 +36,26 @@ __all__ = ["Simulator", "Evaluator", "Evaluation", "load_simulator"]
 class Simulator(ABC):
     """Base class of every accelerator performance model.
 
-    Subclasses set ``name`` and ``reference`` (the paper/tool reproduced and the
-    tolerance met) and implement :meth:`design_space`, :meth:`default_design`,
-    :meth:`workloads` and :meth:`evaluate`.  Override :meth:`evaluate_batch`
-    with a numba kernel where it pays off.
+    Subclasses set ``name``, ``reference`` (the paper/tool reproduced and the
+    tolerance met) and ``accepts`` (which layer types and model families they
+    can price), and implement :meth:`design_space`, :meth:`default_design`,
+    :meth:`workloads` and :meth:`evaluate`.  Override :meth:`check_workload`
+    to refuse workloads the model cannot price, :meth:`evaluate_batch` with a
+    numba kernel where it pays off, and :meth:`check_design` to validate the
+    raw values of a design passed to :meth:`evaluate` directly.
+
+    Workloads: :meth:`evaluate` receives a :class:`~archgym.workloads.Workload`
+    (or any text :func:`~archgym.workloads.load_workload` reads, resolved by
+    :meth:`workload`).  ``workload_defaults`` fills parameters the user did not
+    give (e.g. ``{"seq_len": 2048}``) so a simulator's zoo names keep their
+    meaning; :meth:`workload_aliases` maps short names (``"pascal"``) to
+    loadable text.
     """
 
     name: str = ""
     reference: str = ""
+    accepts: str = "any workload with GEMM, convolution or MoE layers"
+    workload_defaults: Mapping[str, Any] = {}
 
     @abstractmethod
     def design_space(self) -> DesignSpace:
@@ -53,18 +67,19 @@ class Simulator(ABC):
 
     @abstractmethod
     def workloads(self) -> tuple[str, ...]:
-        """Names of the workloads this simulator accepts (first = default)."""
+        """Names of the zoo workloads this simulator is known to price (first = default)."""
 
     @abstractmethod
-    def evaluate(self, design: Mapping[str, Any], workload: str) -> Metrics:
+    def evaluate(self, design: Mapping[str, Any], workload: "Workload | str") -> Metrics:
         """Metrics of one valid design on one workload (pure; no randomness).
 
         Return ``Metrics.infeasible(reason)`` for a design the model can price
-        but the platform cannot hold (over a resource budget); raise only for
-        programming errors.
+        but the platform cannot hold (over a resource budget); raise
+        ``ValueError`` (one line naming the value) for a design outside what the
+        model can price at all, and only programming errors otherwise.
         """
 
-    def evaluate_batch(self, indices: np.ndarray, workload: str) -> dict[str, np.ndarray]:
+    def evaluate_batch(self, indices: np.ndarray, workload: "Workload | str") -> dict[str, np.ndarray]:
         """Evaluate many designs given as index vectors ``(n, d)``.
 
         Returns ``{metric_name: array(n)}`` plus a boolean ``"feasible"`` array.
@@ -72,22 +87,126 @@ class Simulator(ABC):
         :meth:`evaluate`; fast simulators override it with a numba kernel.
         """
         space = self.design_space()
+        w = self.workload(workload)
         rows = []
         for idx in np.asarray(indices):
             d = space.decode(idx)
-            m = self.evaluate(d, workload) if space.is_feasible(d) else Metrics.infeasible("constraint")
+            m = self.evaluate(d, w) if space.is_feasible(d) else Metrics.infeasible("constraint")
             rows.append(m)
         keys = _metric_keys(rows)
         out = {k: np.array([r.as_dict().get(k, math.nan) for r in rows], dtype=float) for k in keys}
         out["feasible"] = np.array([r.feasible for r in rows], dtype=bool)
         return out
 
-    def check_workload(self, workload: str) -> str:
-        """Return ``workload`` if accepted, else raise ``ValueError`` listing the allowed ones."""
-        allowed = self.workloads()
-        if workload not in allowed:
-            raise ValueError(f"workload {workload!r} is not accepted by {self.name}; allowed: {', '.join(allowed)}")
-        return workload
+    # --- workloads -----------------------------------------------------------------
+    def workload_aliases(self) -> Mapping[str, str]:
+        """Short workload names this simulator accepts, mapped to loadable text."""
+        return {}
+
+    def check_workload(self, workload: "Workload") -> None:
+        """Raise :class:`~archgym.workloads.WorkloadError` (one line saying why) if this
+        simulator cannot price ``workload``.  The default accepts any workload with at least
+        one GEMM, convolution or MoE layer."""
+        if not workload.lowered():
+            raise WorkloadError(f"{self.name} cannot price workload {workload.source!r}: it has no GEMM, "
+                                f"convolution or MoE layer (this simulator prices {self.accepts})")
+
+    def workload(self, source: "Workload | str | None" = None, **params: Any) -> "Workload":
+        """Resolve ``source`` (default: the first of :meth:`workloads`) to a checked
+        :class:`~archgym.workloads.Workload`, with ``params`` (``batch``, ``seq_len``, ...)
+        and this simulator's :attr:`workload_defaults` for the ones not given.  Cached."""
+        if isinstance(source, Workload):
+            if params:
+                raise WorkloadError("workload parameters apply to a name or file, not to a Workload object")
+            # the hot path of evaluate(design, w): each workload object is checked once (the
+            # dict holds it, so its id cannot be reused while it is in there)
+            checked = self.__dict__.setdefault("_checked_workloads", {})
+            if checked.get(id(source)) is source:
+                return source
+            self.check_workload(source)
+            if len(checked) >= 256:
+                checked.clear()
+            checked[id(source)] = source
+            return source
+        else:
+            text = self.workloads()[0] if source is None else source
+            cache = self.__dict__.setdefault("_workload_cache", {})
+            key = (text, tuple(sorted((k, str(v)) for k, v in params.items())))
+            w = cache.get(key)
+            if w is not None and not w.source.partition("?")[0].lower().endswith((".csv", ".json", ".onnx")):
+                return w
+            src, q = parse_workload(text)
+            given = {**q, **{k: v for k, v in params.items() if v is not None}}
+            alias = self.workload_aliases().get(src)
+            if alias is not None:
+                asrc, aq = parse_workload(alias)
+                w = load_workload(format_workload(asrc, {**aq, **given}), defaults=self.workload_defaults)
+                # the run log and describe show the name the user gave
+                w = dataclasses.replace(w, source=format_workload(src, given))
+            elif not _loadable(src):
+                if src not in self.workloads():
+                    raise WorkloadError(
+                        f"workload {src!r} is not known to {self.name}: give one of its workloads "
+                        f"({', '.join(self.workloads()[:8])}{', ...' if len(self.workloads()) > 8 else ''}), "
+                        "another zoo name it can price, or a file (.csv SCALE-Sim topology, .json Hugging Face "
+                        "config, .onnx)")
+                # a name this simulator defines itself: an opaque workload it alone understands
+                w = Workload(src, (), params=given, source=format_workload(src, given))
+            else:
+                w = load_workload(format_workload(src, given), defaults=self.workload_defaults)
+            self.check_workload(w)
+            cache[key] = w
+        return w
+
+    # --- designs -------------------------------------------------------------------
+    def check_design(self, design: Mapping[str, Any]) -> dict:
+        """Validate a raw design for :meth:`evaluate` (values need not lie on the env's
+        grid): every parameter present, of the right type, finite and in the range the
+        model can price.  Returns the design as a plain dict; raises ``ValueError`` naming
+        the parameter, the value and what is allowed.  The default checks names and types
+        against :meth:`design_space` (numbers finite and > 0 where every grid value is)."""
+        space = self.design_space()
+        if not isinstance(design, Mapping):
+            raise InvalidDesign(f"a design must be a mapping of parameter names to values, got {type(design).__name__}")
+        out = {}
+        for p in space.params:
+            if p.name not in design:
+                raise InvalidDesign(f"missing parameter {p.name!r}")
+            out[p.name] = _check_value(p, design[p.name])
+        unknown = [k for k in design if k not in out]
+        if unknown:
+            raise InvalidDesign(f"unknown parameter {unknown[0]!r}; parameters: {', '.join(space.names)}")
+        return out
+
+
+def _loadable(src: str) -> bool:
+    import os
+
+    from .workloads import MODELS
+
+    return src.partition("/")[0] in MODELS or os.path.exists(os.path.expanduser(src))
+
+
+def _check_value(p: Any, v: Any) -> Any:
+    vals = p.values
+    if all(isinstance(x, bool) for x in vals):
+        if not isinstance(v, (bool, np.bool_)):
+            raise InvalidDesign(f"{p.name}={v!r} must be a bool")
+        return bool(v)
+    if all(isinstance(x, str) for x in vals):
+        if v not in vals:
+            raise InvalidDesign(f"{p.name}={v!r} is not allowed; allowed: {', '.join(map(str, vals))}")
+        return v
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise InvalidDesign(f"{p.name}={v!r} must be a real number")
+    if not math.isfinite(float(v)):
+        raise InvalidDesign(f"{p.name}={v!r} must be finite")
+    nums = [x for x in vals if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if nums and min(nums) > 0 and v <= 0:
+        raise InvalidDesign(f"{p.name}={v!r} must be > 0")
+    if nums and all(isinstance(x, int) for x in nums) and float(v) != int(v):
+        raise InvalidDesign(f"{p.name}={v!r} must be an integer")
+    return v
 
 
 def _metric_keys(rows: Sequence[Metrics]) -> list[str]:
@@ -139,15 +258,17 @@ class Evaluator:
     """
 
     def __init__(
-        self, simulator: Simulator, workload: str | None = None, objective: Objective | None = None,
+        self, simulator: Simulator, workload: "Workload | str | None" = None, objective: Objective | None = None,
         *, cache_size: int = 1 << 16, fixed: Mapping[str, Any] | None = None,
+        workload_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.simulator = simulator
         self.space: DesignSpace = simulator.design_space()
         self.fixed = dict(self.space.validate(fixed, partial=True)) if fixed else {}
         if self.fixed:
             self.space = self.space.restrict(self.fixed)
-        self.workload = simulator.check_workload(workload or simulator.workloads()[0])
+        #: the resolved :class:`~archgym.workloads.Workload`; ``workload.source`` is what the run log records
+        self.workload: Workload = simulator.workload(workload, **dict(workload_params or {}))
         objective = objective or Objective()
         self.sim_calls = 0
         self.cache_hits = 0
@@ -159,11 +280,15 @@ class Evaluator:
         ref_metrics = simulator.evaluate(self.default_design, self.workload)
         self.calibration_calls = 1
         self.reference_metrics = ref_metrics
+        # what the simulator models: the finite metrics of a feasible default design (an
+        # infeasible default, e.g. under a tight budget, only tells which fields exist)
+        modelled = (set(ref_metrics.names()) | set(ref_metrics.extra) if ref_metrics.feasible
+                    else set(ref_metrics.as_dict()))
         for m in objective.metrics:
-            if m not in ref_metrics.as_dict():
+            if m not in modelled:
                 raise ValueError(
-                    f"objective metric {m!r} is not reported by {simulator.name}; "
-                    f"available: {', '.join(ref_metrics.names())}"
+                    f"objective metric {m!r} is not modelled by {simulator.name}; "
+                    f"available: {', '.join(sorted(modelled))}"
                 )
         if objective.ref is None:
             objective = objective.with_reference(objective.cost(ref_metrics))

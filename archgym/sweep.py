@@ -347,7 +347,7 @@ def expand(spec: SweepSpec, *, check_agents: bool = True) -> list[RunTask]:
                     make_agent(a.name, ev.space, seed=spec.seeds[0], params=combo, objective=ev.objective,
                                budget=a.budget or spec.budget).close()
                 for seed in spec.seeds:
-                    rid = run_id_for(entry.id, ev.workload, ev.objective, cls.name, params, seed,
+                    rid = run_id_for(entry.id, ev.workload.key, ev.objective, cls.name, params, seed,
                                      entry.sim_opts, ev.fixed)
                     if rid in seen:
                         continue

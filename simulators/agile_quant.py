@@ -47,7 +47,7 @@ from typing import Any, Mapping
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
 from archgym.space import Choice, DesignSpace
-from archgym.workloads import ModelConfig, get_model
+from archgym.workloads import ModelConfig, WorkloadError, get_model
 from rtl_models.quant import kept_token_counts
 from rtl_models.simd import SMMWConfig, op_counts
 
@@ -555,10 +555,21 @@ class AgileQuantSimulator(Simulator):
     reference = ("Agile-Quant (AAAI'24) Table 4: speedups within 10%, OPT-1.3B latency within 15% "
                  "(tests/test_agile_quant.py); other models' absolute latency: see calibration.md")
 
+    accepts = "decoder-LLM prefill workloads of opt-125m, opt-1.3b, opt-2.7b and llama-7b; batch 1"
+
     def __init__(self, seq_len: int = 2048) -> None:
         if isinstance(seq_len, bool) or not isinstance(seq_len, int) or not 1 <= seq_len <= 1 << 16:
             raise AgileQuantError(f"seq_len={seq_len!r} is outside the allowed range [1, 65536]")
         self.seq_len = seq_len
+        self.workload_defaults = {"seq_len": seq_len}
+
+    def check_workload(self, workload) -> None:
+        cfg = workload.model
+        if cfg is None or cfg.name not in MODELS or workload.phase != "prefill":
+            raise WorkloadError(f"agilequant cannot price workload {workload.source!r}: it prices {self.accepts}")
+        if workload.params.get("batch", 1) != 1 or not 1 <= workload.params["seq_len"] <= 1 << 16:
+            raise WorkloadError(f"agilequant cannot price workload {workload.source!r}: batch must be 1 and "
+                                "seq_len in [1, 65536]")
 
     def design_space(self) -> DesignSpace:
         params = []
@@ -583,8 +594,8 @@ class AgileQuantSimulator(Simulator):
     def workloads(self) -> tuple[str, ...]:
         return tuple(f"{m}/prefill" for m in ("opt-1.3b", "opt-125m", "opt-2.7b", "llama-7b"))
 
-    def evaluate(self, design: Mapping[str, Any], workload: str) -> Metrics:
-        self.check_workload(workload)
+    def evaluate(self, design: Mapping[str, Any], workload) -> Metrics:
+        w = self.workload(workload)
         d = dict(design)
         dev = _device(d.pop("device"), {})
-        return _evaluate(workload.split("/")[0], dev, d, self.seq_len, enforce_capacity=True)
+        return _evaluate(w.model.name, dev, d, w.params["seq_len"], enforce_capacity=True)

@@ -41,7 +41,7 @@ import numpy as np
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
 from archgym.space import Choice, DesignSpace, Pow2
-from archgym.workloads import get_model
+from archgym.workloads import WorkloadError, get_model
 
 from . import _bitmod_kernels as _kern
 
@@ -376,17 +376,30 @@ class BitmodSimulator(Simulator):
         return tuple(f"{m}/{p}" for m in ("llama-2-7b", *[x for x in MODELS if x != "llama-2-7b"])
                      for p in ("prefill", "decode", "generative"))
 
-    def _phases(self, workload: str) -> tuple[str, list[tuple[str, int]]]:
-        self.check_workload(workload)
-        model, phase = workload.split("/")
-        if phase == "generative":
-            return model, [("prefill", 1), ("decode", GENERATED_TOKENS)]
-        return model, [(phase, 1)]
+    workload_defaults = {"seq_len": CONTEXT_TOKENS, "gen_tokens": GENERATED_TOKENS}
 
-    def _table(self, model: str, phase: str) -> np.ndarray:
-        key = (model, phase)
+    accepts = ("decoder-LLM workloads of the paper's six models (opt-1.3b, phi-2, yi-6b, llama-2-7b, "
+               "llama-2-13b, llama-3-8b): prefill, decode, generative; batch 1")
+
+    def check_workload(self, workload) -> None:
+        cfg = workload.model
+        if cfg is None or cfg.name not in MODELS or workload.phase not in ("prefill", "decode", "generative"):
+            raise WorkloadError(f"bitmod cannot price workload {workload.source!r}: it prices {self.accepts}")
+        if workload.params.get("batch", 1) != 1:
+            raise WorkloadError(f"bitmod cannot price workload {workload.source!r}: batch > 1 is not modelled "
+                                "(the artifact's layer table has one sequence)")
+
+    def _phases(self, workload) -> tuple[str, list[tuple[str, int, int]]]:
+        w = self.workload(workload)
+        p = w.params
+        if w.phase == "generative":
+            return w.model.name, [("prefill", 1, p["seq_len"]), ("decode", p["gen_tokens"], p["context_len"])]
+        return w.model.name, [(w.phase, 1, p["seq_len"] if w.phase == "prefill" else p["context_len"])]
+
+    def _table(self, model: str, phase: str, cxt: int) -> np.ndarray:
+        key = (model, phase, cxt)
         if key not in self._layers:
-            self._layers[key] = layer_table(model, phase, attention=self.attention)
+            self._layers[key] = layer_table(model, phase, cxt=cxt, attention=self.attention)
         return self._layers[key]
 
     def _group_ok(self, model: str, group: int) -> bool:
@@ -413,7 +426,7 @@ class BitmodSimulator(Simulator):
                 f"({cfg.hidden}, {cfg.ffn}) of {model}"
             )
         dz = self._design(design)
-        parts = [(_evaluate(model, ph, dz, self.attention, CONTEXT_TOKENS), n) for ph, n in phases]
+        parts = [(_evaluate(model, ph, dz, self.attention, cxt), n) for ph, n, cxt in phases]
         m = parts[0][0] if len(parts) == 1 else _combine(parts)
         extra = dict(m.extra)
         extra["ppl_increase_frac"] = _ppl_increase(design["w_dtype"], model)
@@ -436,8 +449,8 @@ class BitmodSimulator(Simulator):
         totals = np.zeros((len(idx), _kern.N_FIELDS))
         cycles_total = np.zeros(len(idx))
         energy = np.zeros(len(idx))
-        for ph, n in phases:
-            res = _kern.batch_eval(self._table(model, ph), H, W, dp.astype(np.int64), lat, lat_att, w_bits,
+        for ph, n, cxt in phases:
+            res = _kern.batch_eval(self._table(model, ph, cxt), H, W, dp.astype(np.int64), lat, lat_att, w_bits,
                                    att_bits, float(ACT_BITS), wb * 1024.0, ab * 1024.0, bw.astype(np.float64))
             e = _energy_arrays(res, H, W, dp, w_bits, spec, wb, ab)
             totals += n * res

@@ -55,7 +55,7 @@ import numpy as np
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
 from archgym.space import Choice, Constraint, DesignSpace
-from archgym.workloads import VIT_TOKENS, get_model
+from archgym.workloads import VIT_TOKENS, WorkloadError, get_model
 from archgym.workloads.routing import Routing, generate_routing
 
 from . import _m3vit_kernels as _kern
@@ -544,9 +544,25 @@ class M3ViTSimulator(Simulator):
     def default_design(self) -> dict:
         return dict(DEFAULT_DESIGN)
 
+    accepts = "the M3ViT MoE ViT-S encoder (m3vit-vit-s) on pascal or nyud frames, one task's router; batch 1"
+
     def workloads(self) -> tuple[str, ...]:
         out = list(DATASETS) + [f"{ds}-dense" for ds in DATASETS]
         return tuple(out + [f"{ds}/{t}" for ds in DATASETS for t in TASKS[ds]])
+
+    def workload_aliases(self) -> dict[str, str]:
+        out = {ds: f"m3vit-vit-s/{ds}" for ds in DATASETS}
+        out.update({f"{ds}-dense": f"m3vit-vit-s/{ds}-dense" for ds in DATASETS})
+        out.update({f"{ds}/{t}": f"m3vit-vit-s/{ds}?task={t}" for ds in DATASETS for t in TASKS[ds]})
+        return out
+
+    def check_workload(self, workload) -> None:
+        cfg = workload.model
+        if cfg is None or cfg.name != _CFG.name or workload.params.get("batch", 1) != 1:
+            raise WorkloadError(f"m3vit cannot price workload {workload.source!r}: it prices {self.accepts}")
+        ds, task = workload.params["dataset"], workload.params.get("task")
+        if task is not None and task not in TASKS[ds]:
+            raise WorkloadError(f"m3vit: task={task!r} for {ds}; allowed: {', '.join(TASKS[ds])}")
 
     def routing_for(self, dataset: str, task: int, n_experts: int, top_k: int) -> Routing:
         """The (cached) synthetic routing of the 6 MoE layers for one dataset and task."""
@@ -556,10 +572,9 @@ class M3ViTSimulator(Simulator):
 
     def evaluate(self, design: Mapping[str, Any], workload: str) -> Metrics:
         """Metrics of one design on ``workload`` (units in the names; see the module docstring)."""
-        self.check_workload(workload)
-        dataset, _, task_name = workload.partition("/")
-        dense = dataset.endswith("-dense")
-        dataset = dataset.removesuffix("-dense")
+        w = self.workload(workload)
+        dataset, task_name = w.params["dataset"], w.params.get("task")
+        dense = not w.moes()
         d = _check_design(design)
         if dense:
             d["schedule"] = "dense"

@@ -51,7 +51,7 @@ import numpy as np
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
 from archgym.space import Choice, DesignSpace, Pow2
-from archgym.workloads import get_model, hgrn_bit_workload
+from archgym.workloads import WorkloadError, get_model, hgrn_bit_workload
 from rtl_models.ternary import required_acc_bits
 
 from . import _matmulfree_kernels as _kern
@@ -62,6 +62,7 @@ __all__ = ["MODELS", "CONST", "DEVICE", "MEASURED_DESIGN", "PROJECTED_DESIGN", "
 #: Short model names -> zoo names (archgym.workloads.MODELS; matmulfree.md §1.1).
 MODELS: dict[str, str] = {"1.3b": "mmfree-1.3b", "370m": "mmfree-370m", "2.7b": "mmfree-2.7b",
                           "block-d512": "mmfree-block-d512"}
+_ZOO_TO_SHORT = {v: k for k, v in MODELS.items()}
 
 # Every constant of the model. "paper" = arXiv 2406.02528 v1-v5 §6 (text verified, see
 # experiments/matmulfree/calibration.md); "fitted" = calibrated once; "assumed" = ours.
@@ -497,15 +498,29 @@ class MatMulFreeSimulator(Simulator):
         d["clock_mhz"] = int(d["clock_mhz"])
         return d
 
+    accepts = "one generated token (decode, batch 1) of a MatMul-free (HGRN-bit) model: 370m, 1.3b, 2.7b, block-d512"
+
     def workloads(self) -> tuple[str, ...]:
         return tuple(MODELS)
 
-    def evaluate(self, design: Mapping[str, Any], workload: str) -> Metrics:
-        return _to_metrics(self.check_workload(workload), asdict(MatMulFreeDesign(**dict(design))))
+    def workload_aliases(self) -> dict[str, str]:
+        return {short: f"{zoo}/decode" for short, zoo in MODELS.items()}
+
+    def check_workload(self, workload) -> None:
+        cfg = workload.model
+        if cfg is None or cfg.name not in _ZOO_TO_SHORT or workload.phase != "decode" \
+                or workload.params.get("batch", 1) != 1:
+            raise WorkloadError(f"matmulfree cannot price workload {workload.source!r}: it prices {self.accepts}")
+
+    def _model(self, workload) -> str:
+        return _ZOO_TO_SHORT[self.workload(workload).model.name]
+
+    def evaluate(self, design: Mapping[str, Any], workload) -> Metrics:
+        return _to_metrics(self._model(workload), asdict(MatMulFreeDesign(**dict(design))))
 
     def evaluate_batch(self, indices: np.ndarray, workload: str) -> dict[str, np.ndarray]:
         """Numba-batched evaluation of index vectors ``(n, 9)``; same numbers as :meth:`evaluate`."""
-        model = self.check_workload(workload)
+        model = self._model(workload)
         prog = _program(model)
         idx = np.asarray(indices, dtype=np.int64).reshape(-1, len(self._space.params))
         a = {name: vals[idx[:, j]] for j, (name, vals) in enumerate(self._vals.items())}

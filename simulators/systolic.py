@@ -56,7 +56,7 @@ import numpy as np
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
 from archgym.space import Choice, Constraint, DesignSpace, Pow2
-from archgym.workloads import Workload, workload as zoo_workload, workload_names
+from archgym.workloads import Workload, workload_names
 
 from . import _systolic_kernels as _kern
 
@@ -213,7 +213,6 @@ class SystolicSimulator(Simulator):
         self.max_area_mm2 = float(max_area_mm2)
         self._space = self._build_space()
         self._vals = tuple(np.asarray(p.values) for p in self._space.params)
-        self._gemm_cache: dict[str, np.ndarray] = {}
 
     # --- contract ----------------------------------------------------------------
     def _build_space(self) -> DesignSpace:
@@ -245,21 +244,15 @@ class SystolicSimulator(Simulator):
                     dram_bw_bytes=32, clock_mhz=1000, act_bits=8, weight_bits=8)
 
     def workloads(self) -> tuple[str, ...]:
-        names = [n for n in workload_names() if not n.startswith("mmfree")]
+        names = [n for n in workload_names() if not n.startswith("mmfree") and not n.endswith("/generative")]
         names.remove("llama-2-7b/prefill")
         return ("llama-2-7b/prefill", *names)
 
     # --- model ---------------------------------------------------------------------
     def gemms(self, workload: str | Workload) -> np.ndarray:
-        """``(m, k, n, count)`` rows of a workload's GEMMs (cached by name)."""
-        if isinstance(workload, Workload):
-            return workload.gemm_array()
-        g = self._gemm_cache.get(workload)
-        if g is None:
-            self.check_workload(workload)
-            g = zoo_workload(workload).gemm_array()
-            self._gemm_cache[workload] = g
-        return g
+        """``(m, k, n, count)`` rows of a workload's lowered GEMMs (convolutions by im2col,
+        MoE blocks as router + expert GEMMs)."""
+        return self.workload(workload).gemm_array()
 
     @staticmethod
     def _area_mm2(d: Mapping[str, Any]) -> float:

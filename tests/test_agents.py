@@ -50,7 +50,7 @@ class Planted(Simulator):
         return {"a": 0, "b": 1, "c": "x", "d": 1, "e": 0}
 
     def workloads(self) -> tuple[str, ...]:
-        return ("toy",)
+        return ("opt-125m/decode",)
 
     def evaluate(self, design, workload) -> Metrics:
         self.calls += 1
@@ -82,7 +82,7 @@ def _budget(name: str) -> int:
 def _run(name: str, seed: int, budget: int, store=None):
     """One run; returns (asked designs, result, evaluator, simulator)."""
     sim = Planted()
-    ev = Evaluator(sim, "toy", OBJ)
+    ev = Evaluator(sim, "opt-125m/decode", OBJ)
     ag = make_agent(name, ev.space, seed=seed, params=FAST.get(name, {}), objective=ev.objective, budget=budget)
     asked = []
     ask = ag.ask
@@ -92,7 +92,7 @@ def _run(name: str, seed: int, budget: int, store=None):
 
 
 def _space_rewards() -> np.ndarray:
-    ev = Evaluator(Planted(), "toy", OBJ)
+    ev = Evaluator(Planted(), "opt-125m/decode", OBJ)
     return np.array([ev.evaluate(d).reward for d in ev.space])
 
 
@@ -179,7 +179,7 @@ def test_walk_moves_one_parameter_at_a_time():
 
 
 def test_grid_levels_and_cap():
-    ev = Evaluator(Planted(), "toy", OBJ)
+    ev = Evaluator(Planted(), "opt-125m/decode", OBJ)
     ag = make_agent("grid", ev.space, params={"levels": 2, "max_points": 10, "shuffle": False})
     assert ag.grid_size == 2 * 2 * 2 * 2 * 2
     designs = []
@@ -276,7 +276,7 @@ def test_bo_feasibility_model():
     from agents._util import quiet
 
     for feasibility in (True, False):
-        ev = Evaluator(Planted(), "toy", OBJ)
+        ev = Evaluator(Planted(), "opt-125m/decode", OBJ)
         ag = make_agent("bo", ev.space, seed=0, params={"n_initial_points": 40, "feasibility": feasibility},
                         objective=ev.objective, budget=40)
         feasible = []

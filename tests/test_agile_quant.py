@@ -64,7 +64,7 @@ def test_other_models_absolute_errors_reported():
 def test_gemm_macs_match_the_zoo_workload():
     for model in MODELS:
         cfg = get_model(model)
-        zoo = decoder_workload(cfg, "prefill", seq_len=2048, kv_len=2048, lm_head=False)
+        zoo = decoder_workload(cfg, "prefill", seq_len=2048, context_len=2048, lm_head=False)
         m = simulate(model, "rpi-4b", "fp16")
         assert m.extra["gemm_macs"] == zoo.macs + cfg.hidden * cfg.vocab  # ours: LM head on the last token
 
@@ -173,8 +173,10 @@ def test_env_bad_design_and_workload():
     sim = AgileQuantSimulator()
     with pytest.raises(InvalidDesign, match="a_bits_qkv=5"):
         sim.design_space().validate({**sim.default_design(), "a_bits_qkv": 5})
-    with pytest.raises(ValueError, match="workload 'bert/prefill' is not accepted"):
+    with pytest.raises(ValueError, match="workload .bert/prefill. is not known to agilequant"):
         sim.evaluate(sim.default_design(), "bert/prefill")
+    with pytest.raises(ValueError, match="agilequant cannot price workload 'llama-2-7b/decode'"):
+        sim.evaluate(sim.default_design(), "llama-2-7b/decode")
     with pytest.raises(ValueError, match="kept_frac"):
         kern.prune_nsr(0.0)
 

@@ -134,7 +134,8 @@ def test_unknown_model_raises_clear_error():
     with pytest.raises(ValueError, match="model='7b' is unknown; allowed: 1.3b, 370m, 2.7b, block-d512"):
         simulate("7b")
     sim = MatMulFreeSimulator()
-    with pytest.raises(ValueError, match="not accepted"):
+    with pytest.raises(ValueError, match="workload 'mmfree-7b' is not known to matmulfree: give one of its "
+                                         "workloads \\(1.3b, 370m"):
         sim.evaluate(sim.default_design(), "mmfree-7b")
 
 

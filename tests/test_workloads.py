@@ -46,7 +46,7 @@ def test_m3vit_encoder_macs_match_reference_sheet():
 
 
 def test_decode_attention_uses_kv_length():
-    w = workload("llama-2-7b/decode", kv_len=512)
+    w = workload("llama-2-7b/decode", context_len=512)
     qk = next(g for g in w.gemms() if g.kind == "attn_qk")
     assert (qk.m, qk.k, qk.n, qk.count) == (1, 128, 512, 32 * 32)
 

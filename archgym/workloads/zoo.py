@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .layers import Elementwise, Gemm, MoE, Workload
+from .layers import Elementwise, Gemm, MoE, Workload, WorkloadError
 
 __all__ = [
     "ModelConfig",
@@ -23,9 +23,12 @@ __all__ = [
     "decoder_workload",
     "vit_moe_workload",
     "hgrn_bit_workload",
+    "model_workload",
+    "family_params",
+    "DECODER_FAMILIES",
 ]
 
-PHASES = ("prefill", "decode")
+PHASES = ("prefill", "decode", "generative")
 
 
 @dataclass(frozen=True)
@@ -110,103 +113,161 @@ def get_model(name: str) -> ModelConfig:
     try:
         return MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+        raise WorkloadError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+DECODER_FAMILIES = ("opt", "phi", "llama", "gpt2", "mixtral")
+DEFAULT_SEQ_LEN = 256     # prefill tokens when not given (BitMoD's context length, bitmod.md §3.4)
+DEFAULT_GEN_TOKENS = 20   # decode steps of the "generative" phase (BitMoD's generative task)
+
+
+def _check_len(name: str, v: int | None) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 24):
+        raise WorkloadError(f"{name}={v!r}: must be an integer in [1, {1 << 24}]")
 
 
 def decoder_workload(
-    cfg: ModelConfig, phase: str, *, seq_len: int = 256, kv_len: int = 256, batch: int = 1,
-    a_bits: int = 16, w_bits: int = 16, lm_head: bool = True,
+    cfg: ModelConfig, phase: str, *, seq_len: int | None = None, context_len: int | None = None, batch: int = 1,
+    gen_tokens: int | None = None, a_bits: int = 16, w_bits: int = 16, lm_head: bool = True,
 ) -> Workload:
     """Layer list of a decoder-only LLM for one phase.
 
-    ``prefill`` processes ``seq_len`` tokens (attention over ``seq_len`` keys);
-    ``decode`` is one generation step (1 token) attending over ``kv_len``
-    cached keys.  Per block: q, k, v, o projections (k/v use ``kv_heads``), the
-    FFN (fc1/fc2, or gate/up/down for the llama family), and per head the
-    attention matmuls QK^T and AV.  ``lm_head`` runs on every token of the
-    phase (as the BitMoD simulator counts it).
+    * ``prefill``: ``batch`` sequences of ``seq_len`` tokens (default 256), attention over
+      ``seq_len`` keys;
+    * ``decode``: one generation step of ``batch`` sequences, each attending over
+      ``context_len`` cached keys (default: ``seq_len``): the K and V caches are the second
+      operands of the attention GEMMs, so their reads are priced there;
+    * ``generative``: a prefill of ``seq_len`` tokens then ``gen_tokens`` decode steps
+      (default 20) at context ``context_len``; layer names are prefixed ``prefill.`` and
+      ``decode.``.
+
+    Per block: q, k, v, o projections (k/v use ``kv_heads``), the FFN (fc1/fc2, or
+    gate/up/down for the llama family; a :class:`MoE` block for mixtral: router +
+    ``n_experts`` gated experts, ``top_k`` per token), and per head the attention matmuls
+    QK^T and AV.  ``lm_head`` runs on every token of the phase (as the BitMoD simulator
+    counts it).  ``params`` of the result hold the resolved lengths.
     """
-    if cfg.family not in ("opt", "phi", "llama"):
-        raise ValueError(f"decoder_workload: model {cfg.name!r} is a {cfg.family} model, not a decoder LLM")
+    if cfg.family not in DECODER_FAMILIES:
+        raise WorkloadError(f"decoder_workload: model {cfg.name!r} is a {cfg.family} model, not a decoder LLM")
     if phase not in PHASES:
-        raise ValueError(f"phase={phase!r}; allowed: {', '.join(PHASES)}")
-    t = seq_len * batch if phase == "prefill" else batch
-    keys = seq_len if phase == "prefill" else kv_len
+        raise WorkloadError(f"phase={phase!r}; allowed for {cfg.name}: {', '.join(PHASES)}")
+    for k, v in (("seq_len", seq_len), ("context_len", context_len), ("gen_tokens", gen_tokens), ("batch", batch)):
+        _check_len(k, v)
+    seq_len = seq_len or DEFAULT_SEQ_LEN
+    context_len = context_len or seq_len
+    params: dict = {"batch": batch}
+    if phase == "generative":
+        gen_tokens = gen_tokens or DEFAULT_GEN_TOKENS
+        pre = _decoder_layers(cfg, "prefill", seq_len, seq_len, batch, a_bits, w_bits, lm_head, 1, "prefill.")
+        dec = _decoder_layers(cfg, "decode", 1, context_len, batch, a_bits, w_bits, lm_head, gen_tokens, "decode.")
+        layers = pre + dec
+        params.update(seq_len=seq_len, context_len=context_len, gen_tokens=gen_tokens)
+    elif phase == "prefill":
+        layers = _decoder_layers(cfg, phase, seq_len, seq_len, batch, a_bits, w_bits, lm_head, 1, "")
+        params.update(seq_len=seq_len)
+    else:
+        layers = _decoder_layers(cfg, phase, 1, context_len, batch, a_bits, w_bits, lm_head, 1, "")
+        params.update(context_len=context_len)
+    meta = dict(model=cfg.name, **params)
+    return Workload(f"{cfg.name}/{phase}", tuple(layers), phase, meta, model=cfg, params=params)
+
+
+def _decoder_layers(cfg: ModelConfig, phase: str, q_rows: int, keys: int, batch: int, a_bits: int, w_bits: int,
+                    lm_head: bool, rep: int, prefix: str) -> list:
+    t = q_rows * batch
     L, h, hd = cfg.n_layers, cfg.hidden, cfg.head_dim
     lin = dict(a_bits=a_bits, w_bits=w_bits)
+    n = lambda s: prefix + s  # noqa: E731
     layers: list = [
-        Gemm("q_proj", t, h, h, L, **lin),
-        Gemm("k_proj", t, h, cfg.kv_dim, L, **lin),
-        Gemm("v_proj", t, h, cfg.kv_dim, L, **lin),
-        Gemm("o_proj", t, h, h, L, **lin),
+        Gemm(n("q_proj"), t, h, h, L * rep, **lin),
+        Gemm(n("k_proj"), t, h, cfg.kv_dim, L * rep, **lin),
+        Gemm(n("v_proj"), t, h, cfg.kv_dim, L * rep, **lin),
+        Gemm(n("o_proj"), t, h, h, L * rep, **lin),
     ]
-    if cfg.family == "llama":
+    if cfg.family == "mixtral":
+        layers.append(MoE(n("moe"), t, h, cfg.expert_hidden or cfg.ffn, cfg.n_experts, cfg.top_k, L * rep,
+                          glu=True, **lin))
+    elif cfg.family == "llama":
         layers += [
-            Gemm("gate_proj", t, h, cfg.ffn, L, **lin),
-            Gemm("up_proj", t, h, cfg.ffn, L, **lin),
-            Gemm("down_proj", t, cfg.ffn, h, L, **lin),
+            Gemm(n("gate_proj"), t, h, cfg.ffn, L * rep, **lin),
+            Gemm(n("up_proj"), t, h, cfg.ffn, L * rep, **lin),
+            Gemm(n("down_proj"), t, cfg.ffn, h, L * rep, **lin),
         ]
     else:
-        layers += [Gemm("fc1", t, h, cfg.ffn, L, **lin), Gemm("fc2", t, cfg.ffn, h, L, **lin)]
-    q_rows = seq_len if phase == "prefill" else 1
+        layers += [Gemm(n("fc1"), t, h, cfg.ffn, L * rep, **lin), Gemm(n("fc2"), t, cfg.ffn, h, L * rep, **lin)]
     att = dict(a_bits=a_bits, w_bits=a_bits)
+    heads = L * cfg.heads * batch * rep
+    act = {"opt": "relu", "phi": "gelu", "gpt2": "gelu", "llama": "swiglu", "mixtral": "swiglu"}[cfg.family]
     layers += [
-        Gemm("attn_qk", q_rows, hd, keys, L * cfg.heads * batch, kind="attn_qk", **att),
-        Gemm("attn_v", q_rows, keys, hd, L * cfg.heads * batch, kind="attn_v", **att),
-        Elementwise("softmax", "softmax", q_rows * keys, L * cfg.heads * batch),
-        Elementwise("norm", "layernorm" if cfg.family != "llama" else "rmsnorm", t * h, 2 * L + 1),
-        Elementwise("act", {"opt": "relu", "phi": "gelu", "llama": "swiglu"}[cfg.family], t * cfg.ffn, L),
+        Gemm(n("attn_qk"), q_rows, hd, keys, heads, kind="attn_qk", **att),
+        Gemm(n("attn_v"), q_rows, keys, hd, heads, kind="attn_v", **att),
+        Elementwise(n("softmax"), "softmax", q_rows * keys, heads),
+        Elementwise(n("norm"), "rmsnorm" if cfg.family in ("llama", "mixtral") else "layernorm", t * h,
+                    (2 * L + 1) * rep),
     ]
+    if cfg.family != "mixtral":
+        layers.append(Elementwise(n("act"), act, t * cfg.ffn, L * rep))
     if lm_head:
-        layers.append(Gemm("lm_head", t, h, cfg.vocab, 1, kind="lm_head", **lin))
-    meta = dict(model=cfg.name, seq_len=seq_len, kv_len=kv_len, batch=batch)
-    return Workload(f"{cfg.name}/{phase}", tuple(layers), phase, meta)
+        layers.append(Gemm(n("lm_head"), t, h, cfg.vocab, rep, kind="lm_head", **lin))
+    return layers
 
 
-def vit_moe_workload(cfg: ModelConfig, dataset: str = "pascal", *, moe: bool = True) -> Workload:
-    """M3ViT ViT-S encoder for one frame of ``dataset`` (``"pascal"`` 1025 tokens,
+def vit_moe_workload(cfg: ModelConfig, dataset: str = "pascal", *, moe: bool = True, batch: int = 1,
+                     task: str | None = None) -> Workload:
+    """M3ViT ViT-S encoder for ``batch`` frames of ``dataset`` (``"pascal"`` 1025 tokens,
     ``"nyud"`` 1201 tokens).  Even blocks use the dense MLP; odd blocks use the
     MoE (``moe=False`` gives the dense ViT-S baseline).  Patch embedding and
     task decoders are not included (m3vit.md §2.6 calibrates the encoder only).
+    ``task`` names the task whose router a multi-gate model uses (routing data; the
+    layer shapes do not change).
     """
     if cfg.family != "vit-moe":
-        raise ValueError(f"vit_moe_workload: model {cfg.name!r} is not a ViT-MoE model")
+        raise WorkloadError(f"vit_moe_workload: model {cfg.name!r} is not a ViT-MoE model")
     try:
-        t = VIT_TOKENS[dataset]
+        tok = VIT_TOKENS[dataset]
     except KeyError:
-        raise ValueError(f"dataset={dataset!r}; allowed: {', '.join(VIT_TOKENS)}") from None
+        raise WorkloadError(f"dataset={dataset!r}; allowed: {', '.join(VIT_TOKENS)}") from None
+    _check_len("batch", batch)
+    t = tok * batch
     L, d, hd = cfg.n_layers, cfg.hidden, cfg.head_dim
     n_moe = L // 2 if moe else 0
     n_dense = L - n_moe
     layers: list = [
         Gemm("qkv", t, d, 3 * d, L),
-        Gemm("attn_qk", t, hd, t, L * cfg.heads, kind="attn_qk"),
-        Gemm("attn_v", t, t, hd, L * cfg.heads, kind="attn_v"),
+        Gemm("attn_qk", tok, hd, tok, L * cfg.heads * batch, kind="attn_qk"),
+        Gemm("attn_v", tok, tok, hd, L * cfg.heads * batch, kind="attn_v"),
         Gemm("proj", t, d, d, L),
         Gemm("fc1", t, d, cfg.ffn, n_dense),
         Gemm("fc2", t, cfg.ffn, d, n_dense),
-        Elementwise("softmax", "softmax", t * t, L * cfg.heads),
+        Elementwise("softmax", "softmax", tok * tok, L * cfg.heads * batch),
         Elementwise("layernorm", "layernorm", t * d, 2 * L),
         Elementwise("gelu", "gelu", t * cfg.ffn, L),
     ]
     if n_moe:
         layers.append(MoE("moe", t, d, cfg.expert_hidden, cfg.n_experts, cfg.top_k, n_moe))
-    meta = dict(model=cfg.name, dataset=dataset, tokens=t, moe_blocks=n_moe)
-    return Workload(f"{cfg.name}/{dataset}{'' if moe else '-dense'}", tuple(layers), "inference", meta)
+    params = {"batch": batch, "dataset": dataset} | ({"task": task} if task else {})
+    meta = dict(model=cfg.name, dataset=dataset, tokens=tok, moe_blocks=n_moe, batch=batch)
+    return Workload(f"{cfg.name}/{dataset}{'' if moe else '-dense'}", tuple(layers), "inference", meta,
+                    model=cfg, params=params)
 
 
-def hgrn_bit_workload(cfg: ModelConfig, phase: str = "decode", *, seq_len: int = 1, lm_head: bool = True) -> Workload:
+def hgrn_bit_workload(cfg: ModelConfig, phase: str = "decode", *, seq_len: int | None = None, batch: int = 1,
+                      lm_head: bool = True) -> Workload:
     """MatMul-free LM (MLGRU token mixer + GLU channel mixer, ternary BitLinears).
 
     Per block and token: i, f, g, o BitLinears (d x d), gate_proj (d -> 2I),
     down_proj (I -> d); the recurrence and norms are elementwise.  ``decode``
-    is one token; ``prefill`` runs ``seq_len`` tokens.
+    is one token per sequence (the recurrence needs no context); ``prefill`` runs
+    ``seq_len`` tokens (default 1); ``batch`` sequences.
     """
     if cfg.family != "hgrn-bit":
-        raise ValueError(f"hgrn_bit_workload: model {cfg.name!r} is not a MatMul-free model")
-    if phase not in PHASES:
-        raise ValueError(f"phase={phase!r}; allowed: {', '.join(PHASES)}")
-    t = seq_len if phase == "prefill" else 1
+        raise WorkloadError(f"hgrn_bit_workload: model {cfg.name!r} is not a MatMul-free model")
+    if phase not in ("prefill", "decode"):
+        raise WorkloadError(f"phase={phase!r}; allowed for {cfg.name}: prefill, decode")
+    _check_len("seq_len", seq_len)
+    _check_len("batch", batch)
+    seq_len = seq_len or 1
+    t = (seq_len if phase == "prefill" else 1) * batch
     L, d, i = cfg.n_layers, cfg.hidden, cfg.ffn
     tern = dict(a_bits=8, w_bits=2)
     layers: list = [
@@ -220,26 +281,47 @@ def hgrn_bit_workload(cfg: ModelConfig, phase: str = "decode", *, seq_len: int =
     ]
     if lm_head and cfg.n_layers > 1:
         layers.append(Gemm("lm_head", t, d, cfg.vocab, 1, kind="lm_head", **tern))
-    meta = dict(model=cfg.name, seq_len=seq_len)
-    return Workload(f"{cfg.name}/{phase}", tuple(layers), phase, meta)
+    params = {"batch": batch} | ({"seq_len": seq_len} if phase == "prefill" else {})
+    meta = dict(model=cfg.name, **params)
+    return Workload(f"{cfg.name}/{phase}", tuple(layers), phase, meta, model=cfg, params=params)
+
+
+def family_params(family: str) -> tuple[str, ...]:
+    """Workload parameters a model family has (besides its phase)."""
+    return {"vit-moe": ("batch", "task"), "hgrn-bit": ("batch", "seq_len")}.get(
+        family, ("batch", "seq_len", "context_len", "gen_tokens"))
+
+
+def model_workload(cfg: ModelConfig, phase: str | None = None, **params) -> Workload:
+    """The workload of any :class:`ModelConfig` (zoo or read from a config file) for one phase
+    (decoders: prefill/decode/generative, default prefill; MatMul-free: decode/prefill, default
+    decode; ViT-MoE: a dataset name, default pascal, ``-dense`` for the dense baseline).
+    ``params``: ``batch``, ``seq_len``, ``context_len``, ``gen_tokens`` where the family has them;
+    a parameter the family does not have is an error naming it."""
+    allowed = family_params(cfg.family)
+    given = {k: v for k, v in params.items() if v is not None}
+    bad = [k for k in given if k not in allowed]
+    if bad:
+        raise WorkloadError(f"{cfg.name} ({cfg.family}) has no workload parameter {bad[0]!r}; "
+                            f"allowed: {', '.join(allowed)}")
+    if cfg.family == "vit-moe":
+        ds = phase or "pascal"
+        return vit_moe_workload(cfg, ds.removesuffix("-dense"), moe=not ds.endswith("-dense"), **given)
+    if cfg.family == "hgrn-bit":
+        return hgrn_bit_workload(cfg, phase or "decode", **given)
+    return decoder_workload(cfg, phase or "prefill", **given)
 
 
 def workload(name: str, **kw) -> Workload:
     """Build a zoo workload from ``"<model>/<phase>"`` (decoders, MatMul-free) or
     ``"<model>/<dataset>"`` (M3ViT: ``pascal``, ``nyud``, ``pascal-dense``...).
 
-    Keyword arguments go to the family's builder (e.g. ``seq_len=512``).
+    Keyword arguments are workload parameters (``batch``, ``seq_len``, ...; see
+    :func:`model_workload`).  For files and query strings use
+    :func:`archgym.workloads.load_workload`.
     """
     model, _, rest = name.partition("/")
-    cfg = get_model(model)
-    if cfg.family == "vit-moe":
-        ds = rest or "pascal"
-        dense = ds.endswith("-dense")
-        return vit_moe_workload(cfg, ds.removesuffix("-dense"), moe=not dense, **kw)
-    phase = rest or "prefill"
-    if cfg.family == "hgrn-bit":
-        return hgrn_bit_workload(cfg, phase, **kw)
-    return decoder_workload(cfg, phase, **kw)
+    return model_workload(get_model(model), rest or None, **kw)
 
 
 def workload_names() -> list[str]:
@@ -248,6 +330,8 @@ def workload_names() -> list[str]:
     for m, cfg in MODELS.items():
         if cfg.family == "vit-moe":
             out += [f"{m}/{ds}" for ds in VIT_TOKENS] + [f"{m}/{ds}-dense" for ds in VIT_TOKENS]
+        elif cfg.family == "hgrn-bit":
+            out += [f"{m}/{p}" for p in ("prefill", "decode")]
         else:
             out += [f"{m}/{p}" for p in PHASES]
     return out
