@@ -156,22 +156,15 @@ def cmd_run(args: argparse.Namespace, agent_params: dict[str, Any]) -> int:
 
 
 def _existing_store(db: str):
-    """Open a run log that must already exist (export/plot/runs never create one)."""
-    import os
+    """Open a run log that must already exist, read-only (export/plot/runs never write one)."""
+    from .store import RunStore
 
-    from .store import RunStore, StoreError
-
-    if not os.path.exists(db):
-        raise StoreError(f"run log {db!r} does not exist")
-    return RunStore(db)
+    return RunStore(db, readonly=True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    fmt = args.format or ("parquet" if args.out.endswith(".parquet") else "csv")
-    if fmt not in ("csv", "parquet"):
-        raise CliError(f"--format {fmt!r}; allowed: csv, parquet")
     with _existing_store(args.db) as st:
-        n = st.export_parquet(args.out, args.run) if fmt == "parquet" else st.export_csv(args.out, args.run)
+        n, fmt = st.export(args.out, args.format, args.run, force=args.force)
     print(f"wrote {n} rows to {args.out} ({fmt})")
     return 0
 
@@ -266,7 +259,8 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export the run log to CSV or Parquet")
     x.add_argument("--db", default="runs.db")
     x.add_argument("--out", required=True, help="output file (.csv or .parquet)")
-    x.add_argument("--format", choices=None, help="csv or parquet (default: from the file name)")
+    x.add_argument("--format", help="csv or parquet (default: from the extension .csv/.parquet)")
+    x.add_argument("--force", action="store_true", help="overwrite an existing file (never a run log)")
     x.add_argument("--run", action="append", help="only these run ids (repeatable)")
     pl = sub.add_parser("plot", help="PNG: best-so-far curves and a metric-vs-metric Pareto scatter")
     pl.add_argument("--db", default="runs.db")

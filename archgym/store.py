@@ -137,6 +137,8 @@ def _dump_metrics(values: Sequence[float]) -> bytes:
 
 
 def _load_metrics(blob: bytes) -> list[float]:
+    if not isinstance(blob, bytes) or len(blob) % 8:
+        raise ValueError("a metrics blob is a whole number of float64 values")
     return list(struct.unpack(f"<{len(blob) // 8}d", blob))
 
 
@@ -148,31 +150,49 @@ class RunStore:
     created (unwritable directory, not a database).
     """
 
-    def __init__(self, path: str | os.PathLike, *, batch_rows: int = 512, batch_seconds: float = 1.0) -> None:
+    def __init__(self, path: str | os.PathLike, *, batch_rows: int = 512, batch_seconds: float = 1.0,
+                 readonly: bool = False) -> None:
         self.path = str(path)
+        self.readonly = readonly
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self._buf: list[tuple] = []
         self._last_flush = time.monotonic()
+        self.conn = None
+        if not self.path:
+            raise StoreError("the run log path is empty; give a file name, e.g. --db runs.db")
         if self.path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(parent):
-                raise StoreError(f"cannot create run log {self.path!r}: directory {parent!r} does not exist")
-            if not os.access(parent, os.W_OK) or (os.path.exists(self.path) and not os.access(self.path, os.W_OK)):
-                raise StoreError(f"cannot write run log {self.path!r}: permission denied")
+            _check_file(self.path, readonly)
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None)
+            if readonly:
+                self.conn = _connect_readonly(self.path)
+            else:
+                self.conn = _retry_locked(lambda: sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_S))
+                _retry_locked(self._init_schema)
+            _check_schema(self.conn, self.path, readonly)
+        except sqlite3.DatabaseError as e:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+            raise StoreError(f"cannot open run log {self.path!r}: {e}") from None
+
+    def _init_schema(self) -> None:
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout={int(_BUSY_S * 1000)}")
+        tables = _tables(c)  # look before touching anything: a foreign database is left as it was
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self.path!r} is not an archgym run log: it is an SQLite database of another "
+                             f"program (tables: {', '.join(sorted(tables))}); choose another --db")
+        _check_schema(c, self.path, False)
+        if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             # 16 KiB pages for a new log (no effect on an existing one): 2-5 % less SQLite time per
             # inserted row than 4 KiB (benchmarks/bench_runlog.py); must precede WAL mode
-            self.conn.execute("PRAGMA page_size=16384")
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA)
-            self.conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open run log {self.path!r}: {e}") from None
+            c.execute("PRAGMA page_size=16384")
+            c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        if not {"meta", "runs", "evals"} <= tables:
+            c.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     # --- context manager -----------------------------------------------------------
     def __enter__(self) -> "RunStore":
@@ -196,23 +216,26 @@ class RunStore:
         self, run_id: str, *, env_id: str, workload: str, agent: str, params: Mapping[str, Any], seed: int,
         budget: int, objective: Mapping[str, Any], design_names: Sequence[str], metric_names: Sequence[str],
     ) -> RunInfo:
-        """Create the run row, or check an existing one matches and raise its budget."""
-        existing = self.run(run_id)
-        if existing is not None:
+        """Create the run row, or check an existing one matches and raise its budget.
+
+        Atomic (``INSERT ... ON CONFLICT DO NOTHING``): several processes may begin the same
+        run on one log at once; exactly one row is created and every caller gets it."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL) ON CONFLICT(run_id) DO NOTHING",
+                (run_id, env_id, workload, agent, json.dumps(dict(params), sort_keys=True), int(seed), int(budget),
+                 json.dumps(dict(objective), sort_keys=True), json.dumps(list(design_names)),
+                 json.dumps(list(metric_names)), time.time()),
+            )
+            existing = self.run(run_id)
             if tuple(design_names) != existing.design_names:
                 raise StoreError(
                     f"run {run_id} in {self.path} was logged with parameters {existing.design_names}, "
-                    f"not {tuple(design_names)}: the design space changed; use a new --db or --run-id"
+                    f"not {tuple(design_names)}: the design space changed; use a new --db"
                 )
             if budget > existing.budget:
                 self.conn.execute("UPDATE runs SET budget=?, finished=NULL WHERE run_id=?", (budget, run_id))
-            return self.run(run_id)
-        self.conn.execute(
-            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,NULL)",
-            (run_id, env_id, workload, agent, json.dumps(dict(params), sort_keys=True), int(seed), int(budget),
-             json.dumps(dict(objective), sort_keys=True), json.dumps(list(design_names)),
-             json.dumps(list(metric_names)), time.time()),
-        )
         return self.run(run_id)
 
     def finish_run(self, run_id: str) -> None:
@@ -269,8 +292,18 @@ class RunStore:
             "FROM evals WHERE run_id=? ORDER BY step", (run_id,)
         ).fetchall()
         for r in rows:
-            design = dict(zip(info.design_names, json.loads(r[2])))
-            metrics = dict(zip(info.metric_names, _load_metrics(r[3])))
+            try:
+                dv = json.loads(r[2])
+                mv = _load_metrics(r[3])
+            except (ValueError, TypeError, struct.error):
+                dv = mv = None
+            if (not isinstance(dv, list) or mv is None or len(dv) != len(info.design_names)
+                    or len(mv) != len(info.metric_names)):
+                raise StoreError(f"run log {self.path}: run {run_id} step {r[1]} is corrupt (its design or metrics "
+                                 f"do not match the run's {len(info.design_names)} parameters and "
+                                 f"{len(info.metric_names)} metrics)")
+            design = dict(zip(info.design_names, dv))
+            metrics = dict(zip(info.metric_names, mv))
             yield LoggedEval(r[0], r[1], design, metrics, r[4], bool(r[5]), bool(r[6]), bool(r[7]), r[8], r[9])
 
     def contiguous_prefix(self, run_id: str) -> list[LoggedEval]:
@@ -311,32 +344,76 @@ class RunStore:
                 )
         return header, rows
 
-    def export_csv(self, out: str | os.PathLike, run_ids: Sequence[str] | None = None) -> int:
-        """Write the :meth:`table` as CSV; returns the number of rows."""
+    def export(self, out: str | os.PathLike, fmt: str | None = None, run_ids: Sequence[str] | None = None, *,
+               force: bool = False) -> tuple[int, str]:
+        """Write the :meth:`table` to ``out`` as CSV or Parquet; returns ``(rows, format)``.
+
+        The format comes from ``fmt`` or from the extension (``.csv``, ``.parquet``; anything
+        else needs ``fmt``).  Never overwrites a run log (this one or any SQLite file), nor any
+        other existing file unless ``force``; the file is written next to its destination and
+        renamed into place, so a failed export (disk full) leaves no half-written file.
+        """
+        out = os.fspath(out)
+        if os.path.exists(out):
+            if self.path != ":memory:" and os.path.samefile(out, self.path):
+                raise StoreError(f"refusing to export onto the run log itself ({out!r})")
+            if os.path.isfile(out):
+                with open(out, "rb") as f:
+                    if f.read(16) == b"SQLite format 3\x00":
+                        raise StoreError(f"refusing to overwrite {out!r}: it is an SQLite database (a run log?)")
+            if not force:
+                raise StoreError(f"{out!r} exists; pass --force to overwrite it")
+        if fmt is None:
+            ext = os.path.splitext(out)[1]
+            fmt = {".csv": "csv", ".parquet": "parquet"}.get(ext)
+            if fmt is None:
+                raise StoreError(f"cannot tell the export format of {out!r} from its extension {ext or '(none)'!r}; "
+                                 "name it .csv or .parquet, or pass --format csv|parquet")
+        if fmt not in ("csv", "parquet"):
+            raise StoreError(f"export format {fmt!r}; allowed: csv, parquet")
         header, rows = self.table(run_ids)
-        with open(out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-        return len(rows)
+        direct = os.path.exists(out) and not os.path.isfile(out)   # a device or FIFO: no rename
+        tmp = out if direct else os.path.join(os.path.dirname(os.path.abspath(out)),
+                                              f".{os.path.basename(out)}.{os.getpid()}.tmp")
+        try:
+            if fmt == "csv":
+                with open(tmp, "w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(header)
+                    w.writerows(rows)
+            else:
+                _write_parquet(tmp, header, rows)
+            if not direct:
+                os.replace(tmp, out)
+        except OSError as e:
+            if not direct and os.path.exists(tmp):
+                os.remove(tmp)
+            raise StoreError(f"cannot write {out!r}: {e.strerror or e}") from None
+        return len(rows), fmt
+
+    def export_csv(self, out: str | os.PathLike, run_ids: Sequence[str] | None = None) -> int:
+        """Write the :meth:`table` as CSV (``force=True`` semantics of :meth:`export`); returns the rows."""
+        return self.export(out, "csv", run_ids, force=True)[0]
 
     def export_parquet(self, out: str | os.PathLike, run_ids: Sequence[str] | None = None) -> int:
         """Write the :meth:`table` as Parquet (needs ``pyarrow``: ``pip install archgym[parquet]``)."""
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise StoreError("Parquet export needs pyarrow: pip install 'archgym[parquet]'") from None
-        header, rows = self.table(run_ids)
-        cols = {h: [r[j] for r in rows] for j, h in enumerate(header)}
-        arrays = {}
-        for h, vals in cols.items():
-            # design parameters may mix ints and strings across runs: keep strings then
-            if h.startswith("p_") and len({type(v) for v in vals if v is not None}) > 1:
-                vals = [None if v is None else str(v) for v in vals]
-            arrays[h] = pa.array(vals)
-        pq.write_table(pa.table(arrays), str(out))
-        return len(rows)
+        return self.export(out, "parquet", run_ids, force=True)[0]
+
+
+def _write_parquet(out: str, header: list[str], rows: list[list[Any]]) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise StoreError("Parquet export needs pyarrow: pip install 'archgym[parquet]'") from None
+    cols = {h: [r[j] for r in rows] for j, h in enumerate(header)}
+    arrays = {}
+    for h, vals in cols.items():
+        # design parameters may mix ints and strings across runs: keep strings then
+        if h.startswith("p_") and len({type(v) for v in vals if v is not None}) > 1:
+            vals = [None if v is None else str(v) for v in vals]
+        arrays[h] = pa.array(vals)
+    pq.write_table(pa.table(arrays), out)
 
 
 def _run_info(r: Sequence[Any]) -> RunInfo:
@@ -344,3 +421,99 @@ def _run_info(r: Sequence[Any]) -> RunInfo:
         r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], json.loads(r[7]), tuple(json.loads(r[8])),
         tuple(json.loads(r[9])), r[10], r[11],
     )
+
+
+_BUSY_S = 30.0  # how long a writer waits for another process's transaction (SQLite busy timeout)
+
+
+def _retry_locked(fn, *, tries: int = 60, wait_s: float = 0.05):
+    """``fn()``, retried while SQLite says the database is locked or busy (opening a log that
+    another process is creating or switching to WAL can report that without waiting)."""
+    for i in range(tries):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or i == tries - 1:
+                raise
+            time.sleep(wait_s * (1 + i % 10))
+    return None  # pragma: no cover
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+_EXPECTED = {
+    "meta": ["key", "value"],
+    "runs": ["run_id", "env_id", "workload", "agent", "params", "seed", "budget", "objective", "design_names",
+             "metric_names", "created", "finished"],
+    "evals": ["run_id", "step", "design", "metrics", "reward", "feasible", "target_met", "cached", "reason", "wall_s"],
+}
+
+
+def _check_schema(conn: sqlite3.Connection, path: str, readonly: bool) -> None:
+    tables = _tables(conn)
+    if readonly and not {"runs", "evals"} <= tables:
+        raise StoreError(f"{path!r} is not an archgym run log (tables: {', '.join(sorted(tables)) or 'none'})")
+    for t, cols in _EXPECTED.items():
+        if t in tables and _columns(conn, t) != cols:
+            raise StoreError(f"{path!r} is not an archgym run log: its table {t!r} has columns "
+                             f"{', '.join(_columns(conn, t))}")
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and row[0] != str(SCHEMA_VERSION):
+            raise StoreError(f"run log {path!r} has schema version {row[0]}; this archgym reads version "
+                             f"{SCHEMA_VERSION}")
+
+
+def _check_file(path: str, readonly: bool) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    exists = os.path.exists(path)
+    if exists and os.path.isdir(path):
+        raise StoreError(f"run log {path!r} is a directory")
+    if readonly:
+        if not exists:
+            raise StoreError(f"run log {path!r} does not exist")
+        if not os.access(path, os.R_OK):
+            raise StoreError(f"cannot read run log {path!r}: permission denied")
+    else:
+        if not os.path.isdir(parent):
+            raise StoreError(f"cannot create run log {path!r}: directory {parent!r} does not exist")
+        if not os.access(parent, os.W_OK) or (exists and not os.access(path, os.W_OK)):
+            raise StoreError(f"cannot write run log {path!r}: permission denied")
+    if exists:
+        head = b""
+        for _ in range(40):  # another process may have just created the log and not yet written its header
+            with open(path, "rb") as f:
+                head = f.read(16)
+            if head:
+                break
+            time.sleep(0.05)
+        if not head:
+            raise StoreError(f"run log {path!r} exists and is empty: not an archgym run log (remove it or choose "
+                             "another --db)")
+        if head != b"SQLite format 3\x00":
+            raise StoreError(f"cannot open run log {path!r}: it is not an SQLite database")
+
+
+def _connect_readonly(path: str) -> sqlite3.Connection:
+    """Open an existing log for reading only: works on a read-only file or folder (where SQLite
+    cannot create the WAL's shared-memory file, the log is opened as immutable)."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(os.path.abspath(path))
+    writable_dir = os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+    if writable_dir and os.access(path, os.W_OK):
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=_BUSY_S)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+    conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
+    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    return conn

@@ -160,10 +160,14 @@ def test_page_size_new_log_and_old_log_still_appends(tmp_path):
 
     with RunStore(tmp_path / "new.db") as st:
         assert st.conn.execute("PRAGMA page_size").fetchone()[0] == 16384
-    old = tmp_path / "old.db"
+    from archgym.store import _SCHEMA, SCHEMA_VERSION
+
+    old = tmp_path / "old.db"  # a log made before 16 KiB pages: SQLite's default 4 KiB
     con = sqlite3.connect(old)
     con.execute("PRAGMA journal_mode=WAL")
-    con.execute("CREATE TABLE scratch (x)")
+    con.executescript(_SCHEMA)
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    con.commit()
     con.close()
     with RunStore(old, batch_rows=5) as st:
         assert st.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
