@@ -107,13 +107,20 @@ class Metrics:
 
     # --- access ------------------------------------------------------------------
     def get(self, name: str) -> float:
-        """Value of a core or extra metric by name (``KeyError`` if unknown)."""
+        """Value of a core or extra metric by name; NaN when this record does not carry it
+        (e.g. an infeasible design's result).  ``KeyError`` for a name that is not a metric
+        name at all (no unit suffix)."""
         if name in _CORE:
             v = getattr(self, name)
             return math.nan if v is None else float(v)
-        if name in self.extra:
-            return float(self.extra[name])
-        raise KeyError(f"unknown metric {name!r}; available: {', '.join(self.names())}")
+        v = self.extra.get(name)
+        if v is not None:
+            return float(v)
+        try:
+            unit_of(name)
+        except ValueError:
+            raise KeyError(f"unknown metric {name!r}; available: {', '.join(self.names())}") from None
+        return math.nan
 
     def names(self) -> list[str]:
         """Names of every metric that has a finite value."""

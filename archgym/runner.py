@@ -184,7 +184,11 @@ def run(
                     f"{row.design} (was the agent or its seed changed?)"
                 )
             m = _metrics_from_row(row.metrics, row.feasible, row.reason)
-            ev.prime(row.design, m, cached=row.cached)
+            if ev.prime(row.design, m) != row.cached:
+                raise ResumeMismatch(
+                    f"cannot resume run {rid}: step {row.step} was logged as {'a cache hit' if row.cached else 'new'} "
+                    f"but replaying the log makes it {'new' if row.cached else 'a cache hit'} (was the cache size "
+                    "changed?)")
             ag.tell(row.design, m, row.reward)
             best.update(row.step, row.design, m, row.reward, row.target_met)
             resumed += 1
@@ -229,11 +233,13 @@ def _params_dict(params: Any) -> dict:
 
 
 def _metrics_from_row(values: Mapping[str, float], feasible: bool, reason: str) -> Metrics:
+    """The :class:`Metrics` an agent was told, rebuilt from a logged row: every logged value
+    (infeasible rows included: their simulator-specific metrics are part of what the agent
+    saw), so a replayed agent sees the same numbers as in the original run."""
     from .metrics import _CORE
 
     core = {k: values[k] for k in _CORE if k in values}
     cyc = core.pop("cycles", None)
     extra = {k: v for k, v in values.items() if k not in _CORE}
-    if not feasible:
-        return Metrics(feasible=False, reason=reason, **{k: v for k, v in core.items() if v == v})
-    return Metrics(cycles=None if cyc is None or cyc != cyc else int(cyc), extra=extra, **core)
+    return Metrics(cycles=None if cyc is None or cyc != cyc else int(cyc), feasible=feasible, reason=reason,
+                   extra=extra, **core)

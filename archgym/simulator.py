@@ -337,14 +337,23 @@ class Evaluator:
                 self._cache.popitem(last=False)
         return m, False
 
-    def prime(self, design: Mapping[str, Any], metrics: Metrics, *, cached: bool = False) -> None:
-        """Put a known result (e.g. replayed from the run log) into the cache.
-
-        Not counted as a simulator call or a cache hit: the counters describe
-        the work done by this process.
-        """
-        if self._cache_size:
-            self._cache[tuple(self.space.validate(design).values())] = metrics
+    def prime(self, design: Mapping[str, Any], metrics: Metrics) -> bool:
+        """Replay one logged evaluation into the cache, as :meth:`evaluate` did when it was
+        logged: a design already cached is a hit (moved to the recent end), a new one is
+        inserted (evicting the least recently used past ``cache_size``).  The cache then
+        holds what an uninterrupted run's would, so later rows (``cached`` flags included)
+        come out the same however long the run.  Returns whether it was a hit.  Not counted
+        in ``sim_calls``/``cache_hits``: the counters describe this process's work."""
+        if not self._cache_size:
+            return False
+        key = tuple(self.space.validate(design).values())
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return True
+        self._cache[key] = metrics
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return False
 
     def evaluate(self, design: Mapping[str, Any]) -> Evaluation:
         """Evaluate one design: metrics, reward, target flag, cache flag, wall time."""
