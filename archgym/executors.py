@@ -26,6 +26,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterator, Sequence
 
@@ -34,6 +35,24 @@ __all__ = ["Executor", "LocalExecutor", "DaskExecutor", "ExecutorError", "make_e
 
 class ExecutorError(ValueError):
     """An executor cannot be created (bad address, unreachable scheduler, missing extra)."""
+
+
+def _exit_with_parent(parent_pid: int, poll_s: float = 0.25) -> None:
+    """Pool-worker initializer: the worker exits as soon as the process that started it is
+    gone (a sweep driver killed with kill -9 cannot shut its pool down).  A daemon thread
+    watches the parent pid; when the worker is re-parented it ends itself, so no orphan keeps
+    computing (or holding memory) and the resource tracker sees its last user go."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(poll_s)
+
+    if os.getppid() != parent_pid:  # the driver died before this worker got here
+        os._exit(1)
+    threading.Thread(target=watch, name="archgym-parent-watch", daemon=True).start()
 
 
 def _one_line(e: BaseException) -> str:
@@ -66,7 +85,9 @@ class LocalExecutor(Executor):
     """A pool of ``workers`` local processes (default: the CPU count); 0 = inline.
 
     Worker processes are started with ``spawn`` (no fork of a driver that
-    holds a SQLite connection and a writer thread).
+    holds a SQLite connection and a writer thread) and exit on their own when
+    the driver dies (even by kill -9): the runs they had in flight are redone
+    when the sweep is restarted.
     """
 
     def __init__(self, workers: int | None = None) -> None:
@@ -89,7 +110,8 @@ class LocalExecutor(Executor):
                     yield i, False, _one_line(e)
             return
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_exit_with_parent, initargs=(os.getpid(),))
         futures = {self._pool.submit(fn, item): i for i, item in enumerate(items)}
         try:
             for fut in cf.as_completed(futures):

@@ -178,3 +178,46 @@ def test_read_only_folder_falls_back_to_an_immutable_open(tmp_path, monkeypatch)
     with RunStore(db, readonly=True) as st:
         assert "immutable" not in str(st.path) and st.count(rid) == 20
         assert len(list(st.evals(rid))) == 20
+
+
+# --- item 4: a killed sweep driver takes its workers with it ---------------------------------
+def _group_members(pgid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_kill_9_of_a_sweep_driver_leaves_no_workers(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("budget: 200000\nseeds: 4\nenvs: [archgym/Systolic-v0]\nagents: [random]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "archgym", "sweep", str(spec), "--workers", "2", "--quiet",
+                             "--db", str(tmp_path / "s.db")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_group_members(proc.pid)) < 3:  # driver + 2 workers (+ tracker)
+        time.sleep(0.1)
+    assert len(_group_members(proc.pid)) >= 3, "the pool never started"
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a user's kill -9 would
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and _group_members(proc.pid):
+        time.sleep(0.1)
+    left = _group_members(proc.pid)
+    for pid in left:  # do not leak them into the rest of the test run
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} processes outlived the driver"
