@@ -167,6 +167,8 @@ class BayesOpt(Agent):
                 raise ValueError("gp_max_iter and local_candidates must be >= 0")
             if self.refit_every < 1:
                 raise ValueError(f"refit_every={self.refit_every} must be >= 1")
+            if not (self.xi >= 0 and self.kappa >= 0):
+                raise ValueError(f"need xi >= 0 and kappa >= 0; got xi={self.xi}, kappa={self.kappa}")
 
     def __init__(self, space, **kw: Any) -> None:
         super().__init__(space, **kw)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
@@ -28,7 +29,8 @@ from .metrics import Metrics
 from .objective import Objective
 from .space import DesignSpace
 
-__all__ = ["Agent", "AGENTS", "agent_class", "make_agent", "UnknownAgent", "BadHyperparameter"]
+__all__ = ["Agent", "AGENTS", "agent_class", "make_agent", "UnknownAgent", "BadHyperparameter", "check_seed",
+           "SEED_RANGE"]
 
 
 class UnknownAgent(ValueError):
@@ -73,7 +75,7 @@ class Agent(ABC):
         budget: int | None = None,
     ) -> None:
         self.space = space
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.rng = np.random.default_rng(self.seed)
         self.params = params if params is not None else self.Params()
         self.objective = objective
@@ -101,6 +103,7 @@ class Agent(ABC):
         kw = {}
         for k, v in values.items():
             kw[k] = _coerce(cls.name, fields[k], v)
+            _check_range(cls.name, k, kw[k])
         try:
             return cls.Params(**kw)
         except (TypeError, ValueError) as e:
@@ -125,6 +128,32 @@ def _coerce(agent: str, f: dataclasses.Field, v: Any) -> Any:
         raise BadHyperparameter(
             f"agent {agent!r}: hyperparameter {f.name}={v!r} is not a valid {typ.__name__}"
         ) from None
+
+
+#: largest magnitude of an integer hyperparameter (population sizes, candidate counts, ...):
+#: beyond it a run would not fit in memory or time anyway
+MAX_INT_HYPERPARAMETER = 10**9
+
+
+def _check_range(agent: str, name: str, v: Any) -> None:
+    """Every numeric hyperparameter is finite and of a sane magnitude (per-agent ranges are
+    checked by each ``Params.__post_init__``)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise BadHyperparameter(f"agent {agent!r}: hyperparameter {name}={v!r} must be a finite number")
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT_HYPERPARAMETER:
+        raise BadHyperparameter(f"agent {agent!r}: hyperparameter {name}={v!r} is out of range "
+                                f"(|value| <= {MAX_INT_HYPERPARAMETER:,})")
+
+
+#: seeds every agent accepts (numpy's and torch's generators take 32-bit seeds)
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int in :data:`SEED_RANGE` (one rule for every agent), else ``ValueError``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise ValueError(f"{what}={seed!r} is not allowed; a seed is an integer in 0..{SEED_RANGE[1]}")
+    return int(seed)
 
 
 def agent_class(name: str) -> type[Agent]:

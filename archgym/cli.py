@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
+import time
 from typing import Any, Sequence
+
+_T0 = time.perf_counter()  # the command's start, for the "in all" wall time
 
 __all__ = ["main"]
 
@@ -30,14 +34,21 @@ class _Parser(argparse.ArgumentParser):
 
 def _parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    raw: dict[str, str] = {}
     for item in items:
         for part in item.split(","):
             if not part.strip():
                 continue
             k, sep, v = part.partition("=")
-            if not sep or not k.strip():
+            k = k.strip()
+            if not sep or not k:
                 raise CliError(f"malformed {what} {part!r}; expected name=value")
-            out[k.strip()] = _auto(v.strip())
+            if not k.isidentifier() or k.startswith("_"):
+                raise CliError(f"malformed {what} {part!r}: {k!r} is not a parameter name")
+            if k in raw:
+                raise CliError(f"{what} {k} is given twice ({k}={raw[k]} and {k}={v.strip()}); give it once")
+            raw[k] = v.strip()
+            out[k] = _auto(v.strip())
     return out
 
 
@@ -111,6 +122,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _workload_params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.workload is not None and not args.workload.strip():
+        raise CliError("--workload is empty; give a workload name or file (see `archgym describe ENV`)")
     return {k: v for k, v in (("phase", args.phase), ("batch", args.batch), ("seq_len", args.seq_len),
                               ("context_len", args.context_len), ("gen_tokens", args.gen_tokens)) if v is not None}
 
@@ -134,9 +147,12 @@ def cmd_run(args: argparse.Namespace, agent_params: dict[str, Any]) -> int:
     from .runner import Progress, run
     from .store import RunStore
 
+    from .agent import check_seed
+    from .runner import check_budget
+
     spec_of(args.env_id)
-    if args.budget < 1:
-        raise CliError(f"--budget {args.budget}: must be >= 1")
+    check_budget(args.budget, "--budget")
+    check_seed(args.seed, "--seed")
     objective = _objective(args)
     sim_kwargs = _parse_assignments(args.sim_opt, "--sim-opt")
     fixed = _parse_assignments(args.fix, "--fix")
@@ -151,7 +167,8 @@ def cmd_run(args: argparse.Namespace, agent_params: dict[str, Any]) -> int:
     finally:
         store.close()
     print(res.summary())
-    print(f"run log: {args.db} (run id {res.run_id})")
+    print(f"run log: {args.db} (run id {res.run_id}); the command took {time.perf_counter() - _T0:.2f} s in all "
+          "(imports and start-up included)")
     return 0
 
 
@@ -172,8 +189,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_runs
 
+    out = args.out
+    ext = os.path.splitext(out)[1].lower()
+    if not ext:
+        out += ".png"
+    elif ext not in (".png", ".pdf", ".svg"):
+        raise CliError(f"--out {args.out!r}: unknown image type {ext!r}; allowed: .png, .pdf, .svg")
     with _existing_store(args.db) as st:
-        out = plot_runs(st, args.out, run_ids=args.run, x=args.x, y=args.y)
+        out = plot_runs(st, out, run_ids=args.run, x=args.x, y=args.y)
     print(f"wrote {out}")
     return 0
 
@@ -235,7 +258,11 @@ def _add_objective_opts(p: argparse.ArgumentParser) -> None:
 
 def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser; with ``agent``, ``run`` also takes that agent's hyperparameters."""
+    from . import __version__
+    from .agent import AGENTS
+
     p = _Parser(prog="archgym", description="Gymnasium environments for accelerator design-space exploration.")
+    p.add_argument("--version", action="version", version=f"archgym {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("envs", help="list registered env ids with their design-space size")
     d = sub.add_parser("describe", help="show an env's design space, workloads and default design")
@@ -247,9 +274,10 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a search agent for a budget of evaluations, logging every one")
     _add_env_opts(r)
     _add_objective_opts(r)
-    r.add_argument("--agent", default="random", help="agent name (default: random)")
+    r.add_argument("--agent", default="random", help=f"one of: {', '.join(AGENTS)} (default: random; "
+                                                       "`archgym run ENV --agent NAME --help` lists its options)")
     r.add_argument("--budget", type=int, default=200, help="number of evaluations (default: 200)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="0..4294967295 (default: 0)")
     r.add_argument("--db", default="runs.db", help="SQLite run log (default: runs.db)")
     r.add_argument("--fix", action="append", default=[], metavar="PARAM=VALUE",
                    help="pin a design parameter; the agent searches the rest (repeatable)")
@@ -331,10 +359,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `archgym runs | head`: the reader went away; not an error of ours
+        _silence_stdout()
+        return 141
     except _known_errors() as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"archgym: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -134,7 +134,9 @@ class Objective:
                     sign, term = -1.0, term[4:]
                 elif term.startswith("min:"):
                     term = term[4:]
-                name, _, power = term.partition("^")
+                name, caret, power = term.partition("^")
+                if caret and not power.strip():
+                    raise ObjectiveError(f"objective term {term!r} has '^' but no exponent; e.g. 'energy_j^2'")
                 try:
                     w = float(power) if power else 1.0
                 except ValueError:

@@ -19,14 +19,26 @@ import time
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Callable, Mapping
 
-from .agent import Agent, make_agent
+from .agent import Agent, check_seed, make_agent
 from .metrics import Metrics
 from .objective import Objective
 from .registry import spec_of
 from .simulator import Evaluation, Evaluator, load_simulator
 from .store import RunStore, StoreError
 
-__all__ = ["run", "RunResult", "make_evaluator", "run_id_for", "ResumeMismatch", "Progress"]
+__all__ = ["run", "RunResult", "make_evaluator", "run_id_for", "ResumeMismatch", "Progress", "check_budget",
+           "MAX_BUDGET"]
+
+
+#: the largest budget of one run (a run log row per evaluation: 10^9 rows is ~100 GB)
+MAX_BUDGET = 10**9
+
+
+def check_budget(budget: Any, what: str = "budget") -> int:
+    """``budget`` as an int in 1..:data:`MAX_BUDGET`, else ``ValueError`` naming ``what``."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_BUDGET:
+        raise ValueError(f"{what}={budget!r} is not allowed; a budget is an integer in 1..{MAX_BUDGET:,}")
+    return budget
 
 
 class ResumeMismatch(StoreError):
@@ -58,7 +70,7 @@ class RunResult:
         lines = [
             f"run {self.run_id}: {self.agent} on {self.env_id}, seed {self.seed}: {self.steps} evaluations "
             f"({self.resumed_steps} resumed from the log, {self.sim_calls} simulator calls, "
-            f"{self.cache_hits} cache hits) in {self.wall_s:.2f} s",
+            f"{self.cache_hits} cache hits) in {self.wall_s:.2f} s of search (agent + simulator + log)",
             f"objective: {self.objective.describe()}",
         ]
         if self.best_design is None:
@@ -156,8 +168,8 @@ def run(
     for bad agent input, ``ValueError`` for an unknown env id or workload, and
     :class:`ResumeMismatch` if a logged run cannot be replayed.
     """
-    if not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget={budget!r} must be a positive integer")
+    check_budget(budget)
+    seed = check_seed(seed)
     ev = evaluator or make_evaluator(env_id, workload=workload, objective=objective,
                                      simulator_kwargs=simulator_kwargs, fixed=fixed, workload_params=workload_params)
     if isinstance(agent, Agent):

@@ -30,7 +30,7 @@ from .objective import Objective
 from .space import DesignSpace, InvalidDesign
 from .workloads import Workload, WorkloadError, format_workload, load_workload, parse_workload
 
-__all__ = ["Simulator", "Evaluator", "Evaluation", "load_simulator"]
+__all__ = ["Simulator", "Evaluator", "Evaluation", "load_simulator", "simulator_options", "check_simulator_options"]
 
 
 class Simulator(ABC):
@@ -240,7 +240,33 @@ def load_simulator(spec: str | type | Simulator, **kwargs: Any) -> Simulator:
         spec = getattr(importlib.import_module(mod), cls)
     if not (isinstance(spec, type) and issubclass(spec, Simulator)):
         raise TypeError(f"{spec!r} is not a Simulator subclass")
-    return spec(**kwargs)
+    check_simulator_options(spec, kwargs)
+    try:
+        return spec(**kwargs)
+    except TypeError as e:  # a wrong type the constructor did not check itself
+        raise ValueError(f"{spec.__name__} options {kwargs}: {e}") from None
+
+
+def simulator_options(cls: type) -> dict[str, Any]:
+    """The constructor options of a simulator class: ``{name: default}``."""
+    import inspect
+
+    out = {}
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[name] = p.default
+    return out
+
+
+def check_simulator_options(cls: type, kwargs: Mapping[str, Any]) -> None:
+    """``ValueError`` (one line, listing the allowed ones) for an option the simulator's
+    constructor does not take (``--sim-opt nope=1``, ``__class__=x``, ``self=1``)."""
+    allowed = simulator_options(cls)
+    for k in kwargs:
+        if not isinstance(k, str) or not k.isidentifier() or k.startswith("_") or k not in allowed:
+            raise ValueError(f"unknown simulator option {k!r} for {getattr(cls, 'name', '') or cls.__name__}; "
+                             f"allowed: {', '.join(allowed) or '(none)'}")
 
 
 @dataclass(frozen=True)

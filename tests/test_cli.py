@@ -53,7 +53,7 @@ def test_eval_and_scalesim_mode(capsys):
         (["run", "archgym/Systolic-v0", "--objective", "lat ency"], "malformed objective"),
         (["run", "archgym/Systolic-v0", "--objective", "tokens_per_s"], "objective metric 'tokens_per_s'"),
         (["run", "archgym/Systolic-v0", "--target", "area<=2"], "no unit suffix"),
-        (["run", "archgym/Systolic-v0", "--budget", "0"], "--budget 0"),
+        (["run", "archgym/Systolic-v0", "--budget", "0"], "--budget=0 is not allowed"),
         (["run", "archgym/Systolic-v0", "--budget", "x"], "invalid int value: 'x'"),
         (["run", "archgym/Systolic-v0", "--db", "/no/such/dir/r.db"], "does not exist"),
         (["run", "archgym/Systolic-v0", "--workload", "gpt-9/prefill"], "workload 'gpt-9/prefill'"),

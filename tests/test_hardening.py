@@ -221,3 +221,88 @@ def test_kill_9_of_a_sweep_driver_leaves_no_workers(tmp_path):
     for pid in left:  # do not leak them into the rest of the test run
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} processes outlived the driver"
+
+
+# --- tracebacks and silently wrong input on the CLI ---------------------------------------------
+BAD_CLI = [
+    (["run", ENV, "--budget", str(2**63)], "--budget=9223372036854775808 is not allowed"),
+    (["run", ENV, "--seed", str(2**63)], "--seed=9223372036854775808 is not allowed"),
+    (["run", ENV, "--seed", "-1"], "--seed=-1 is not allowed"),
+    (["run", ENV, "--agent", "ppo", "--seed", "4294967296"], "--seed=4294967296 is not allowed"),
+    (["run", ENV, "--sim-opt", "nope=1"], "unknown simulator option 'nope' for systolic; allowed: mode, max_area_mm2"),
+    (["run", ENV, "--sim-opt", "__class__=x"], "'__class__' is not a parameter name"),
+    (["run", ENV, "--sim-opt", "self=1"], "unknown simulator option 'self'"),
+    (["run", "archgym/BitMoD-v0", "--sim-opt", "mode=scalesim"], "unknown simulator option 'mode' for bitmod"),
+    (["run", ENV, "--agent", "cmaes", "--sigma0", "inf"], "sigma0=inf must be a finite number"),
+    (["run", ENV, "--agent", "bo", "--xi", "nan"], "xi=nan must be a finite number"),
+    (["run", ENV, "--agent", "bo", "--xi", "-1"], "need xi >= 0"),
+    (["run", ENV, "--agent", "ga", "--pop-size", str(10**12)], "pop_size=1000000000000 is out of range"),
+    (["eval", ENV, "rows=8", "rows=16"], "rows is given twice (rows=8 and rows=16)"),
+    (["run", ENV, "--fix", "rows=8", "--fix", "rows=16"], "--fix rows is given twice"),
+    (["eval", ENV, "--objective", "latency_s^"], "has '^' but no exponent"),
+    (["eval", ENV, "--workload", ""], "--workload is empty"),
+    (["eval", "archgym/AgileQuant-v0", "--objective", "energy_j"], "objective metric 'energy_j' is not modelled"),
+    (["plot", "--out", "p.jpeg"], "unknown image type '.jpeg'"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", BAD_CLI)
+def test_bad_cli_input_is_one_line_and_logs_nothing(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    db, _ = _log(tmp_path)
+    code = main([*argv, "--db", str(db)] if argv[0] in ("run", "plot") else argv)
+    assert code == 2
+    assert needle in _err(capsys)
+    assert _count(db) == 20
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1  # no unfinished run left behind
+    con.close()
+
+
+def test_objective_metric_the_env_never_models_is_an_error():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="objective metric 'energy_j' is not modelled by agilequant"):
+        gym.make("archgym/AgileQuant-v0", objective="energy_j")
+
+
+def test_target_on_an_extra_metric_with_infeasible_designs(tmp_path, capsys):
+    """``nsga2 --target dram_energy_j<=1`` raised KeyError: an infeasible (over-area) result
+    carries no dram_energy_j, and Metrics.get raised for it."""
+    assert main(["run", ENV, "--agent", "nsga2", "--target", "dram_energy_j<=1", "--budget", "40", "--quiet",
+                 "--db", str(tmp_path / "r.db")]) == 0
+
+
+def test_version_and_run_help_list_what_exists(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("archgym ")
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for a in ("random", "walk", "grid", "ga", "aco", "bo", "tpe", "cmaes", "nsga2", "gp", "ppo"):
+        assert a in out
+
+
+def test_plot_out_without_extension_writes_and_names_the_png(tmp_path, capsys):
+    db, _ = _log(tmp_path)
+    assert main(["plot", "--db", str(db), "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p.png").exists() and f"wrote {tmp_path / 'p.png'}" in capsys.readouterr().out
+
+
+def test_closed_pipe_is_not_a_traceback(tmp_path):
+    import subprocess
+
+    db, _ = _log(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "archgym", "runs", "--db", str(db)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes away before the command writes (as `| head -0` would)
+    err = proc.stderr.read().decode()
+    proc.wait()
+    assert "Traceback" not in err and proc.returncode in (0, 141)
+
+
+def test_run_summary_says_what_its_time_measures(tmp_path, capsys):
+    assert main(["run", ENV, "--budget", "5", "--quiet", "--db", str(tmp_path / "r.db")]) == 0
+    out = capsys.readouterr().out
+    assert "s of search (agent + simulator + log)" in out and "in all (imports and start-up included)" in out
