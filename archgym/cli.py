@@ -218,7 +218,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 0:
         raise CliError(f"--workers {args.workers}: must be >= 0 (0 = run inline)")
-    spec = load_spec(args.spec)
+    if args.max_runs < 1:
+        raise CliError(f"--max-runs {args.max_runs}: must be >= 1")
+    spec = load_spec(args.spec, max_runs=args.max_runs)
     tasks = expand(spec)
     if args.dry_run:
         for t in tasks:
@@ -228,7 +230,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     with make_executor(scheduler=args.scheduler, workers=args.workers) as executor:
         if say:
-            say(f"sweep {spec.name!r}: {len(tasks)} runs on {executor.describe()}")
+            say(f"sweep {spec.name!r}: {len(tasks)} runs on {executor.describe()}; run log "
+                f"{os.path.abspath(args.db or spec.db or 'runs.db')}")
         report = run_sweep(spec, db=args.db, executor=executor, tasks=tasks, progress=say)
     print(report.summary())
     return 1 if report.failed else 0
@@ -304,6 +307,8 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count; 0 = inline)")
     sw.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler instead")
     sw.add_argument("--dry-run", action="store_true", help="list the expanded runs and exit")
+    sw.add_argument("--max-runs", type=int, default=100_000,
+                    help="refuse a spec that expands to more runs than this (default: 100,000)")
     sw.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     return p
 

@@ -7,7 +7,7 @@ zero runs is a one-line :class:`SweepSpecError`)::
     name: demo                      # optional
     budget: 200                     # evaluations per run (required)
     seeds: [0, 1, 2]                # a list, or an int n meaning 0..n-1 (default [0])
-    db: demo.db                     # optional run log; relative to the spec's folder
+    db: demo.db                     # optional run log; relative to the working directory
     imports: [my_accel.register]    # optional modules that register extra envs
     envs:
       - archgym/Systolic-v0         # an id, or a mapping:
@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,7 +52,8 @@ from .agent import agent_class, make_agent
 from .executors import Executor, LocalExecutor
 from .objective import Objective
 from .registry import spec_of
-from .runner import make_evaluator, run, run_id_for
+from .agent import check_seed
+from .runner import check_budget, make_evaluator, run, run_id_for
 from .store import LoggedEval, RunStore
 
 __all__ = ["SweepSpecError", "SweepSpec", "EnvEntry", "AgentEntry", "RunTask", "TaskResult", "SweepReport",
@@ -160,22 +162,63 @@ _ENV = {"id", "workload", "objective", "targets", "fixed", "sim_opts"}
 _AGENT = {"name", "params", "grid", "budget"}
 
 
-def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read and validate a YAML sweep spec (``yaml.safe_load`` only)."""
+#: default cap on the runs one spec may expand to (``--max-runs`` / ``max_runs=`` overrides it)
+MAX_RUNS = 100_000
+#: cap on the values a spec holds once YAML aliases are expanded (an alias bomb is a few lines)
+MAX_SPEC_VALUES = 100_000
+#: cap on a spec file's size
+MAX_SPEC_BYTES = 1 << 20
+
+
+def load_spec(path: str | os.PathLike, *, max_runs: int = MAX_RUNS) -> SweepSpec:
+    """Read and validate a YAML sweep spec (``yaml.safe_load`` only).
+
+    Refused before anything is expanded: a file over 1 MiB, YAML nested too deeply or whose
+    aliases expand past :data:`MAX_SPEC_VALUES` values, and a spec that would expand to more
+    than ``max_runs`` runs.  A relative ``db:`` is relative to the working directory.
+    """
     import yaml
 
     path = os.fspath(path)
     try:
+        if os.path.getsize(path) > MAX_SPEC_BYTES:
+            raise SweepSpecError(f"sweep spec {path!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
         with open(path) as f:
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise SweepSpecError(f"sweep spec {path!r} does not exist") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise SweepSpecError(f"sweep spec {path!r} cannot be read: {e}") from None
     except yaml.YAMLError as e:
         raise SweepSpecError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-    spec = parse_spec(data, source=path)
-    if spec.db and not os.path.isabs(spec.db):
-        spec = dataclasses.replace(spec, db=os.path.join(os.path.dirname(os.path.abspath(path)), spec.db))
-    return spec
+    except RecursionError:
+        raise SweepSpecError(f"{path}: the YAML is nested too deeply") from None
+    return parse_spec(data, source=path, max_runs=max_runs)
+
+
+def _expanded_size(obj: Any, limit: int) -> int:
+    """How many values ``obj`` holds with every shared (aliased) part counted each time it is
+    used, computed once per shared part (so an alias bomb is measured, not expanded); stops
+    counting past ``limit``."""
+    memo: dict[int, int] = {}
+
+    def size(x: Any, depth: int) -> int:
+        if depth > 100:
+            raise RecursionError
+        if not isinstance(x, (list, dict)):
+            return 1
+        k = id(x)
+        if k not in memo:
+            items = list(x.items()) if isinstance(x, dict) else [(None, v) for v in x]
+            total = 1
+            for key, v in items:
+                total += size(v, depth + 1) + (1 if key is not None else 0)
+                if total > limit:
+                    break
+            memo[k] = total
+        return memo[k]
+
+    return size(obj, 0)
 
 
 def _fail(source: str, where: str, msg: str) -> SweepSpecError:
@@ -194,6 +237,20 @@ def _typed(source: str, where: str, v: Any, typ: type | tuple, what: str) -> Any
     return v
 
 
+def _budget(source: str, where: str, v: Any) -> int:
+    try:
+        return check_budget(v, where)
+    except ValueError as e:
+        raise _fail(source, "", str(e)) from None
+
+
+def _seed(source: str, where: str, v: Any) -> int:
+    try:
+        return check_seed(v, where)
+    except ValueError as e:
+        raise _fail(source, "", str(e)) from None
+
+
 def _str_list(source: str, where: str, v: Any) -> tuple[str, ...]:
     _typed(source, where, v, list, "a list of strings")
     for i, x in enumerate(v):
@@ -208,25 +265,34 @@ def _mapping(source: str, where: str, v: Any) -> dict:
     return dict(v)
 
 
-def parse_spec(data: Any, *, source: str = "<spec>") -> SweepSpec:
-    """Validate a spec already parsed from YAML (a mapping) into a :class:`SweepSpec`."""
+def parse_spec(data: Any, *, source: str = "<spec>", max_runs: int = MAX_RUNS) -> SweepSpec:
+    """Validate a spec already parsed from YAML (a mapping) into a :class:`SweepSpec`.
+
+    The number of runs is counted (envs x agents x grid points x seeds) before anything is
+    expanded and must not exceed ``max_runs``."""
+    try:
+        n_values = _expanded_size(data, MAX_SPEC_VALUES)
+    except RecursionError:
+        raise _fail(source, "", "nested too deeply (more than 100 levels)") from None
+    if n_values > MAX_SPEC_VALUES:
+        raise _fail(source, "", f"expands to more than {MAX_SPEC_VALUES:,} values (YAML aliases?); a sweep spec "
+                                "is a short list of envs, agents, grids and seeds")
     if not isinstance(data, dict):
         raise _fail(source, "", f"a sweep spec must be a mapping with keys {', '.join(sorted(_TOP))}")
     _keys(source, "", data, _TOP)
     for req in ("budget", "envs", "agents"):
         if req not in data:
             raise _fail(source, "", f"missing required key {req!r}")
-    budget = _typed(source, "budget", data["budget"], int, "a positive integer")
-    if budget < 1:
-        raise _fail(source, "budget", f"expected a positive integer, got {budget}")
+    budget = _budget(source, "budget", data["budget"])
     seeds_v = data.get("seeds", [0])
     if isinstance(seeds_v, int) and not isinstance(seeds_v, bool):
-        if seeds_v < 0:
-            raise _fail(source, "seeds", f"expected a count >= 0 or a list of integers, got {seeds_v}")
+        if not 0 <= seeds_v <= max_runs:
+            raise _fail(source, "seeds", f"expected a count in 0..{max_runs:,} (the run cap) or a list of seeds, "
+                                         f"got {seeds_v}")
         seeds = tuple(range(seeds_v))
     else:
         _typed(source, "seeds", seeds_v, list, "a list of integers or a count")
-        seeds = tuple(_typed(source, f"seeds[{i}]", s, int, "an integer") for i, s in enumerate(seeds_v))
+        seeds = tuple(_seed(source, f"seeds[{i}]", s) for i, s in enumerate(seeds_v))
     name = _typed(source, "name", data.get("name", "sweep"), str, "a string")
     db = data.get("db")
     if db is not None:
@@ -235,7 +301,7 @@ def parse_spec(data: Any, *, source: str = "<spec>") -> SweepSpec:
     for i, m in enumerate(imports):
         try:
             importlib.import_module(m)
-        except ImportError as e:
+        except (ImportError, TypeError, ValueError) as e:
             raise _fail(source, f"imports[{i}]", f"cannot import {m!r}: {e}") from None
 
     envs_v = _typed(source, "envs", data["envs"], list, "a list of env ids or mappings")
@@ -290,9 +356,14 @@ def parse_spec(data: Any, *, source: str = "<spec>") -> SweepSpec:
                 raise _fail(source, f"{where}.grid.{k}", "also given in params; put it in one place")
             grid[k] = tuple(vals)
         ab = a.get("budget")
-        if ab is not None and (_typed(source, f"{where}.budget", ab, int, "a positive integer") < 1):
-            raise _fail(source, f"{where}.budget", f"expected a positive integer, got {ab}")
+        if ab is not None:
+            _budget(source, f"{where}.budget", ab)
         entry = AgentEntry(agent, params, grid, ab)
+        n_grid = math.prod(len(v) for v in grid.values())
+        if n_grid * max(len(seeds), 1) * max(len(envs), 1) > max_runs:
+            raise _fail(source, f"{where}.grid", f"{len(envs)} envs x {n_grid:,} grid points x {len(seeds):,} seeds "
+                                                 f"is more than the cap of {max_runs:,} runs (raise it with "
+                                                 "--max-runs)")
         for combo in entry.combos():
             try:
                 cls.parse_params(combo)
@@ -302,6 +373,10 @@ def parse_spec(data: Any, *, source: str = "<spec>") -> SweepSpec:
     if not envs or not agents or not seeds:
         empty = "envs" if not envs else "agents" if not agents else "seeds"
         raise _fail(source, empty, "empty: the sweep expands to zero runs")
+    n_runs = len(envs) * len(seeds) * sum(math.prod(len(v) for v in a.grid.values()) for a in agents)
+    if n_runs > max_runs:
+        raise _fail(source, "", f"expands to {n_runs:,} runs, more than the cap of {max_runs:,} (raise it with "
+                                "--max-runs)")
     return SweepSpec(budget, tuple(envs), tuple(agents), seeds, name, db, imports)
 
 
@@ -428,7 +503,7 @@ def run_sweep(
     db = os.fspath(db or spec.db or "runs.db")
     tasks = list(tasks) if tasks is not None else expand(spec)
     say = progress or (lambda line: None)
-    report = SweepReport(total=len(tasks), db=db)
+    report = SweepReport(total=len(tasks), db=os.path.abspath(db))
     own_executor = executor is None
     executor = executor or LocalExecutor()
     store = RunStore(db)

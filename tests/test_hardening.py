@@ -306,3 +306,63 @@ def test_run_summary_says_what_its_time_measures(tmp_path, capsys):
     assert main(["run", ENV, "--budget", "5", "--quiet", "--db", str(tmp_path / "r.db")]) == 0
     out = capsys.readouterr().out
     assert "s of search (agent + simulator + log)" in out and "in all (imports and start-up included)" in out
+
+
+# --- resource bombs in sweep specs ----------------------------------------------------------------
+ALIAS_BOMB = """budget: 5
+envs:
+  - id: archgym/Systolic-v0
+    sim_opts:
+      a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]
+      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+      d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+      e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+      f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+      g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+      h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+      i: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+agents: [random]
+"""
+
+BOMBS = [
+    (ALIAS_BOMB, "expands to more than 100,000 values"),
+    ("budget: 5\nseeds: 1000000000\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "expected a count in 0..100,000"),
+    ("budget: 5\nseeds: 10\nenvs: [archgym/Systolic-v0]\nagents: [{name: ga, grid: {pop_size: "
+     + str(list(range(2, 62))) + ", elite: " + str(list(range(0, 60))) + ", tournament: " + str(list(range(1, 61)))
+     + ", mutation_prob: " + str([i / 100 for i in range(60)]) + "}}]\n", "more than the cap of 100,000 runs"),
+    ("budget: 99999999999999999999999\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "budget=99999999999999999999999"),
+    ("budget: 5\nseeds: [0, -3]\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "seeds[1]=-3 is not allowed"),
+    ("budget: 5\nimports: ['..x']\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "cannot import '..x'"),
+    ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [random]\nname: " + "[" * 50000 + "]" * 50000 + "\n",
+     "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("text, needle", BOMBS, ids=["alias", "seeds", "grid", "budget", "seed", "imports", "deep"])
+def test_spec_bombs_are_refused_fast_and_small(tmp_path, capsys, text, needle):
+    import resource
+    import time
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    db, _ = _log(tmp_path)
+    t0 = time.perf_counter()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert main(["sweep", str(spec), "--db", str(db), "--workers", "0"]) == 2
+    assert needle in _err(capsys)
+    assert time.perf_counter() - t0 < 20  # generous: the point is seconds, not minutes
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 500_000  # KiB: well under 0.5 GB
+    assert _count(db) == 20
+
+
+def test_sweep_says_where_it_writes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp").mkdir()
+    spec = tmp_path / "exp" / "s.yaml"
+    spec.write_text("budget: 3\ndb: ../up.db\nenvs: [archgym/Systolic-v0]\nagents: [random]\n")
+    assert main(["sweep", str(spec), "--workers", "0"]) == 0
+    out = capsys.readouterr()
+    assert (tmp_path.parent / "up.db").exists()
+    assert str(tmp_path.parent / "up.db") in out.out + out.err
+    (tmp_path.parent / "up.db").unlink()

@@ -216,11 +216,11 @@ def test_missing_spec_file_and_dry_run(tmp_path, capsys):
     assert not (tmp_path / "runs.db").exists()
 
 
-def test_spec_db_is_relative_to_the_spec_file(tmp_path):
+def test_spec_db_is_as_written_relative_to_the_working_directory(tmp_path):
     sub = tmp_path / "exp"
     sub.mkdir()
-    spec = load_spec(_spec(sub, SPEC + "db: out.db\n"))
-    assert spec.db == str(sub / "out.db")
+    spec = load_spec(_spec(sub, SPEC + "db: ../out.db\n"))
+    assert spec.db == "../out.db"  # issue #16: not joined to (and escaping) the spec's folder
     with pytest.raises(SweepSpecError, match="imports\\[0\\]: cannot import 'no_such_module_xyz'"):
         parse_spec({**_yaml(SPEC), "imports": ["no_such_module_xyz"]})
     with pytest.raises(ExecutorError, match="workers=-2"):
