@@ -160,8 +160,8 @@ def test_killed_sweep_restarts_without_loss(tmp_path):
 BAD_SPECS = [
     ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [random]\nbogus: 1\n", "unknown key 'bogus'"),
     ("envs: [archgym/Systolic-v0]\nagents: [random]\n", "missing required key 'budget'"),
-    ("budget: 0\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "budget: expected a positive integer"),
-    ("budget: many\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "budget: expected a positive integer"),
+    ("budget: 0\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "budget=0 is not allowed"),
+    ("budget: many\nenvs: [archgym/Systolic-v0]\nagents: [random]\n", "budget='many' is not allowed"),
     ("budget: 5\nenvs: [archgym/Nope-v0]\nagents: [random]\n", "unknown env id 'archgym/Nope-v0'"),
     ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [nope]\n", "unknown agent 'nope'"),
     ("budget: 5\nenvs: [archgym/Systolic-v0]\nagents: [{name: ga, grid: {pop: [2]}}]\n",
