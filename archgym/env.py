@@ -118,9 +118,7 @@ class ArchGymEnv(gym.Env):
         return self._observation(self._last), self._info(self._last)
 
     def step(self, action):
-        action = np.asarray(action, dtype=np.int64).reshape(-1)
-        if not self.action_space.contains(action):
-            raise ValueError(f"action {action.tolist()} is outside the action space {self.action_space}")
+        action = self._check_action(action)
         if self.mode == "design":
             self._indices = action.copy()
         else:
@@ -145,6 +143,37 @@ class ArchGymEnv(gym.Env):
         pass
 
     # --- helpers -----------------------------------------------------------------
+    def _check_action(self, action) -> np.ndarray:
+        """The action as int64 indices, or one ``ValueError`` naming the action, what is wrong
+        with it and the action space (never a numpy error, never a silent truncation)."""
+        space = self.action_space
+        what = f"action {action!r} is not in the action space {space}"
+        try:
+            a = np.asarray(action)
+        except Exception:  # noqa: BLE001 - anything that is not array-like
+            raise ValueError(f"{what}: not an array of integers") from None
+        if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+                                     or a.dtype == bool):
+            raise ValueError(f"{what}: entries must be integers, got dtype {a.dtype}")
+        if a.ndim == 2 and a.shape[0] == 1:  # a batch of one, as some RL code passes it
+            a = a[0]
+        if a.shape != space.nvec.shape:
+            raise ValueError(f"{what}: expected {space.nvec.size} integers, got shape {np.shape(action)}")
+        if np.issubdtype(a.dtype, np.floating):
+            bad = ~np.isfinite(a) | (a != np.round(a)) | (np.abs(a) > 2.0**62)
+            if bad.any():
+                j = int(np.argmax(bad))
+                raise ValueError(f"{what}: entry {j} ({a[j]!r}) is not an integer index")
+        if np.issubdtype(a.dtype, np.unsignedinteger) and (a > 2**62).any():
+            raise ValueError(f"{what}: an entry is far outside the space")
+        a = a.astype(np.int64)
+        out = (a < 0) | (a >= space.nvec)
+        if out.any():
+            j = int(np.argmax(out))
+            name = (self.space.params[j].name if self.mode == "design" else ("parameter", "move")[j])
+            raise ValueError(f"{what}: entry {j} ({name}) = {a[j]} is outside 0..{space.nvec[j] - 1}")
+        return a
+
     @property
     def design(self) -> dict:
         """The current design (last evaluated in design mode; current in edit mode)."""

@@ -366,3 +366,26 @@ def test_sweep_says_where_it_writes(tmp_path, capsys, monkeypatch):
     assert (tmp_path.parent / "up.db").exists()
     assert str(tmp_path.parent / "up.db") in out.out + out.err
     (tmp_path.parent / "up.db").unlink()
+
+
+# --- env.step with actions outside the space ------------------------------------------------------
+BAD_ACTIONS = [None, "abc", [1, 2], [0] * 11, [0.5] + [0] * 9, [float("nan")] + [0] * 9, [-1] + [0] * 9,
+               [99] + [0] * 9, {"a": 1}, 3, [0] * 9 + [1e30], [0] * 9 + [float("inf")], object(), [[0, 1]] * 5,
+               ["0"] * 10, [0] * 9 + [2**63]]
+
+
+@pytest.mark.parametrize("mode", ["design", "edit"])
+def test_invalid_actions_are_one_clear_error(mode):
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make(ENV, mode=mode)
+    env.reset(seed=0)
+    n = env.action_space.nvec.size
+    cases = BAD_ACTIONS if mode == "design" else [None, [0], [0, 3], [-1, 1], [10, 1], [0.5, 1], [0, 1, 2]]
+    for a in cases:
+        with pytest.raises(ValueError, match=r"is not in the action space MultiDiscrete"):
+            env.step(a)
+    # valid ones still step, integral floats included (no silent truncation of fractions)
+    env.step(np.zeros(n, dtype=np.int64))
+    env.step([1.0] + [0.0] * (n - 1))
