@@ -203,12 +203,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     with _existing_store(args.db) as st:
-        print(f"{'run id':<13} {'env':<22} {'agent':<8} {'seed':>4} {'rows':>7} {'budget':>7} {'best reward':>11} finished")
+        rows = []
         for r in st.runs():
             best = st.conn.execute("SELECT MAX(reward) FROM evals WHERE run_id=? AND feasible=1",
                                    (r.run_id,)).fetchone()[0]
-            print(f"{r.run_id:<13} {r.env_id:<22} {r.agent:<8} {r.seed:>4} {st.count(r.run_id):>7} {r.budget:>7} "
-                  f"{(best if best is not None else math.nan):>11.6f} {'yes' if r.finished else 'no'}")
+            hp = ",".join(f"{k}={v}" for k, v in r.hyperparameters().items())
+            rows.append((r.run_id, r.env_id, r.workload, r.objective_text(), r.agent, hp or "-", str(r.seed),
+                         f"{st.count(r.run_id)}/{r.budget}", "-" if best is None else f"{best:.6f}",
+                         "yes" if r.finished else "no"))
+        head = ("run id", "env", "workload", "objective", "agent", "hyperparameters", "seed", "rows", "best reward",
+                "finished")
+        widths = [max(len(h), *(len(x[j]) for x in rows)) if rows else len(h) for j, h in enumerate(head)]
+        for line in [head, *rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
     return 0
 
 

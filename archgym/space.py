@@ -250,6 +250,14 @@ class Constraint:
     check: Callable[[Mapping[str, Any]], bool]
     message: str
 
+    def rule(self) -> str:
+        """The message as a rule, without a design: ``{name}`` fields read as ``<name>``
+        (``top_k=<top_k> exceeds n_experts=<n_experts>`` is infeasible)."""
+        import re
+
+        text = re.sub(r"\{(\w+)[^}]*\}", r"<\1>", self.message)
+        return f"infeasible when {text}" if text != self.message else text
+
     def violation(self, design: Mapping[str, Any]) -> str | None:
         """The formatted message if ``design`` violates this constraint, else None."""
         if self.check(design):
@@ -468,5 +476,5 @@ class DesignSpace:
         lines = [f"{self.size} designs, {len(self.params)} parameters:"]
         lines += ["  " + p.describe() for p in self.params]
         for c in self.constraints:
-            lines.append(f"  constraint {c.name}: {c.message}")
+            lines.append(f"  constraint {c.name}: {c.rule()}")
         return "\n".join(lines)

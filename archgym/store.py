@@ -21,6 +21,7 @@ them back with names.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -86,6 +87,31 @@ class RunInfo:
     metric_names: tuple[str, ...]
     created: float
     finished: float | None
+
+    def objective_text(self) -> str:
+        """The objective in words (``minimize energy_j*latency_s s.t. area_mm2<=4``)."""
+        from .objective import Objective
+
+        try:
+            return Objective.from_dict(self.objective).describe()
+        except ValueError:
+            return json.dumps(self.objective)
+
+    def hyperparameters(self) -> dict:
+        """The hyperparameters that differ from the agent's defaults (all of them for an agent
+        this archgym does not know)."""
+        try:
+            from .agent import agent_class
+
+            defaults = dataclasses.asdict(agent_class(self.agent).Params())
+        except Exception:  # noqa: BLE001 - an agent registered by another package, or renamed
+            return dict(self.params)
+        return {k: v for k, v in self.params.items() if defaults.get(k, object()) != v}
+
+    def label(self) -> str:
+        """``agent(k=v,...) seed N``: what distinguishes this run in a table or a legend."""
+        hp = ",".join(f"{k}={v}" for k, v in self.hyperparameters().items())
+        return f"{self.agent}{f'({hp})' if hp else ''} seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -319,7 +345,8 @@ class RunStore:
     def table(self, run_ids: Sequence[str] | None = None) -> tuple[list[str], list[list[Any]]]:
         """All rows of the given runs (default: all) as a header and a list of rows.
 
-        Columns: run_id, env_id, workload, agent, seed, step, every design
+        Columns: run_id, env_id, workload, objective, agent, hyperparameters (JSON of the
+        values that differ from the agent's defaults), seed, step, every design
         parameter (``p_<name>``), every metric (units in the names), reward,
         feasible, target_met, cached, reason, wall_s.
         """
@@ -332,13 +359,16 @@ class RunStore:
         for i in infos:
             pnames += [n for n in i.design_names if n not in pnames]
             mnames += [n for n in i.metric_names if n not in mnames]
-        header = (["run_id", "env_id", "workload", "agent", "seed", "step"] + [f"p_{n}" for n in pnames] + mnames
+        header = (["run_id", "env_id", "workload", "objective", "agent", "hyperparameters", "seed", "step"]
+                  + [f"p_{n}" for n in pnames] + mnames
                   + ["reward", "feasible", "target_met", "cached", "reason", "wall_s"])
         rows = []
         for i in infos:
+            head = [i.run_id, i.env_id, i.workload, i.objective_text(), i.agent,
+                    json.dumps(i.hyperparameters(), sort_keys=True), i.seed]
             for e in self.evals(i.run_id):
                 rows.append(
-                    [i.run_id, i.env_id, i.workload, i.agent, i.seed, e.step]
+                    head + [e.step]
                     + [e.design.get(n) for n in pnames] + [e.metrics.get(n, math.nan) for n in mnames]
                     + [e.reward, e.feasible, e.target_met, e.cached, e.reason, e.wall_s]
                 )

@@ -389,3 +389,59 @@ def test_invalid_actions_are_one_clear_error(mode):
     # valid ones still step, integral floats included (no silent truncation of fractions)
     env.step(np.zeros(n, dtype=np.int64))
     env.step([1.0] + [0.0] * (n - 1))
+
+
+# --- run log and plots a user can read --------------------------------------------------------------
+def test_runs_and_export_show_workload_objective_and_hyperparameters(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    with RunStore(db) as st:
+        run(ENV, "random", 5, seed=0, store=st)
+        run(ENV, "random", 5, seed=0, store=st, objective="latency_s")
+        run(ENV, "ga", 5, seed=0, store=st, params={"pop_size": 8})
+    assert main(["runs", "--db", str(db)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "workload" in out[0] and "objective" in out[0] and "hyperparameters" in out[0]
+    assert any("minimize latency_s" in l for l in out) and any("minimize energy_j*latency_s" in l for l in out)
+    assert any("pop_size=8" in l for l in out)
+    assert main(["export", "--db", str(db), "--out", str(tmp_path / "o.csv")]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "o.csv")))
+    assert {r["objective"] for r in rows} == {"minimize energy_j*latency_s", "minimize latency_s"}
+    assert {r["hyperparameters"] for r in rows} == {"{}", '{"pop_size": 8}'}
+    assert {r["workload"] for r in rows} == {"llama-2-7b/prefill?seq_len=256"}
+
+
+def test_plot_has_a_row_per_env_workload_objective_and_unique_legends(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from archgym.plots import MAX_LEGEND, plot_runs
+
+    db = tmp_path / "r.db"
+    with RunStore(db) as st:
+        for seed in range(40):
+            run(ENV, "random", 3, seed=seed, store=st)
+        for p in range(2, 2 + MAX_LEGEND + 5):
+            run(ENV, "ga", 3, seed=0, store=st, params={"pop_size": p})
+        run(ENV, "random", 3, seed=0, store=st, objective="latency_s")
+        run("archgym/BitMoD-v0", "random", 3, seed=0, store=st)
+        run("archgym/MatMulFree-v0", "random", 3, seed=0, store=st)
+        run(ENV, "random", 3, seed=0, store=st, workload="opt-125m/decode")
+    figs = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: figs.append(self))
+    with RunStore(db, readonly=True) as st:
+        plot_runs(st, str(tmp_path / "p.png"))
+    (fig,) = figs
+    rows = [fig.axes[i:i + 3] for i in range(0, len(fig.axes), 3)]
+    assert len(rows) == 5  # (systolic, prefill, edp), (systolic, latency), bitmod, matmulfree, (systolic, decode)
+    titles = [r[0].get_title() for r in rows]
+    assert len(set(titles)) == 5 and all(" | " in t for t in titles)
+    first = [t.get_text() for t in rows[0][2].get_legend().get_texts()]
+    assert len(first) == MAX_LEGEND + 1 and first[-1] == "+ 6 more configurations"
+    assert len(set(first)) == len(first)
+
+
+def test_describe_prints_constraints_as_rules_not_templates(capsys):
+    assert main(["describe", "archgym/M3ViT-v0"]) == 0
+    out = capsys.readouterr().out
+    assert "{top_k}" not in out and "infeasible when top_k=<top_k> exceeds n_experts=<n_experts>" in out
