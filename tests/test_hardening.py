@@ -445,3 +445,19 @@ def test_describe_prints_constraints_as_rules_not_templates(capsys):
     assert main(["describe", "archgym/M3ViT-v0"]) == 0
     out = capsys.readouterr().out
     assert "{top_k}" not in out and "infeasible when top_k=<top_k> exceeds n_experts=<n_experts>" in out
+
+
+# --- honesty and hygiene ------------------------------------------------------------------------
+def test_lottery_quick_never_writes_over_the_committed_results(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "lottery" / "run.py"
+    spec = importlib.util.spec_from_file_location("lottery_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit):
+        mod.main(["--quick", "--out", str(mod.HERE / "results"), "--no-run"])
+    text = path.read_text()
+    assert "Gap = best cost found / optimum cost - 1" in text  # the footer was inverted
+    assert "optimum cost / best cost found" not in text

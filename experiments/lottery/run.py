@@ -1,6 +1,7 @@
 """ArchGym's hyperparameter lottery, reproduced on our envs as one command.
 
 Run:  python experiments/lottery/run.py [--workers N | --scheduler tcp://host:port] [--quick]
+(``--quick`` is a smoke test that writes to ``experiments/lottery/quick/``, never over ``results/``)
 
 1. Runs the sweep of ``spec.yaml`` (every agent over its hyperparameter grid
    and seeds at one fixed budget) into ``results/lottery.db``; a rerun skips
@@ -159,7 +160,7 @@ def analyse(tasks, store: RunStore, optima: dict, out: Path) -> str:
                 f"{(f'{np.mean(hit):.0%}') if hit else '-'} | "
                 f"{(f'{int(np.median(to95))}') if to95 else '-'} ({len(to95)}/{len(ra)}) | {spread} |")
         lines.append("")
-    lines += ["Gap = optimum cost / best cost found - 1 (cost = the objective's weighted product). "
+    lines += ["Gap = best cost found / optimum cost - 1 (cost = the objective's weighted product). "
               "'evals to 95%': first evaluation whose design is within 1/0.95 of the optimum cost (median over the "
               "runs that reach it). Spread: range of the per-config median gap over the hyperparameter grid.", ""]
     (out / "lottery.md").write_text("\n".join(lines))
@@ -250,18 +251,21 @@ def _plots(runs, envs, agents, optima, out: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default=str(HERE / "spec.yaml"))
-    ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--out", default=None, help="output folder (default: results/, or quick/ with --quick)")
     ap.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count)")
     ap.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port)")
-    ap.add_argument("--quick", action="store_true", help="smoke test: budget 30, one seed, separate run log")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: budget 30, one seed; writes to quick/ (never over the committed results/)")
     ap.add_argument("--no-run", action="store_true", help="only analyse what the run log holds")
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out or (HERE / ("quick" if args.quick else "results")))
+    if args.quick and out.resolve() == (HERE / "results").resolve():
+        ap.error("--quick never writes into results/ (the committed study); use another --out")
     out.mkdir(parents=True, exist_ok=True)
     spec = load_spec(args.spec)
-    db = spec.db or str(out / "lottery.db")
+    db = str(out / "lottery.db")
     if args.quick:
-        spec = dataclasses.replace(spec, budget=30, seeds=(0,))
+        spec = dataclasses.replace(spec, budget=30, seeds=(0,), db=None)
         db = str(out / "lottery_quick.db")
     tasks = expand(spec)
     print(f"{spec.name}: {len(tasks)} runs, budget {spec.budget}, seeds {list(spec.seeds)}; run log {db}", flush=True)
