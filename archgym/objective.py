@@ -80,12 +80,14 @@ class Target:
         return math.log(v / self.value) if self.op == "<=" else math.log(self.value / v)
 
     def closeness(self, v: float) -> float:
-        """``min(1, target/value)`` (or ``value/target`` for ``>=``), in [0, 1]."""
-        if not math.isfinite(v) or v < 0:
+        """How close ``v`` is to meeting the target, in [0, 1]: 1 exactly when it is met;
+        ``target/value`` above a ``<=`` bound, ``value/target`` (0 for a value <= 0) below a
+        ``>=`` bound; 0 for a value that is not finite."""
+        if not math.isfinite(v):
             return 0.0
         if self.op == "<=":
             return 1.0 if v <= self.value else self.value / v
-        return 1.0 if v >= self.value else v / self.value
+        return 1.0 if v >= self.value else max(0.0, v / self.value)
 
     def __str__(self) -> str:
         return f"{self.metric}{self.op}{self.value:g}"

@@ -571,11 +571,10 @@ def _batch_reward(objective: Objective, b: Mapping[str, Any]):
         out = np.zeros(feas.shape)
         for t in objective.targets:
             v = np.asarray(b[t.metric], dtype=float)
-            ok = np.isfinite(v) & (v >= 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                c = np.where(v <= t.value, 1.0, t.value / v) if t.op == "<=" else np.where(v >= t.value, 1.0,
-                                                                                            v / t.value)
-            out += np.where(ok, c, 0.0)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                c = (np.where(v <= t.value, 1.0, t.value / v) if t.op == "<="
+                     else np.where(v >= t.value, 1.0, np.maximum(0.0, v / t.value)))
+            out += np.where(np.isfinite(v), c, 0.0)
         return out / max(len(objective.targets), 1)
 
     if not objective.weights:  # the cost is an empty product

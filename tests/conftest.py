@@ -1,8 +1,12 @@
 """Shared pytest configuration."""
 
 import os
+import tempfile
 
-from hypothesis import settings
+# Hypothesis writes failure patches under its storage directory: keep it out of the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "archgym-hypothesis"))
+
+from hypothesis import settings  # noqa: E402
 
 # Plots in tests never need a display.
 os.environ.setdefault("MPLBACKEND", "Agg")

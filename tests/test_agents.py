@@ -367,3 +367,19 @@ def test_plain_tpe_cross_check_loop():
     assert hit is not None and hit <= 20 and gap == 0.0
     hit, gap = plain.plain_tpe(costs, nvec, ("a", "pinned", "b"), 2.0, seed=0, budget=3)
     assert gap >= 0.0 and (hit is None or hit <= 3)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_first_asks_depend_on_the_seed(name):
+    """Issue #17 item 4: ``asked3 != asked`` passed if any one ask differed, so a GA whose
+    first generation ignored the seed passed.  Every agent here is stochastic: its first asks
+    (the first generation, the initial random designs, the first rollout) must be the same for
+    a seed and differ between seeds at most positions."""
+    _skip_missing(name)
+    k = 6
+    first = {s: _run(name, s, k)[0] for s in range(4)}
+    assert _run(name, 2, k)[0] == first[2]
+    for a in range(4):
+        for b in range(a + 1, 4):
+            differ = sum(x != y for x, y in zip(first[a], first[b]))
+            assert differ >= k // 2, (name, a, b, differ)

@@ -114,3 +114,79 @@ def test_target_log_violation_sign_and_value():
     # the sign agrees with met() wherever it is defined
     for v in (0.5, 3.9, 4.0, 4.1, 100.0):
         assert (le.log_violation(v) <= 0) == le.met(v)
+
+
+# --- properties over both target directions (issue #17 item 3) ------------------------------------
+_METRICS = ("latency_s", "energy_j", "area_mm2", "throughput_per_s")
+_vals = st.one_of(st.floats(-1e6, 1e300, allow_nan=False, allow_infinity=False),
+                  st.sampled_from([0.0, -0.0, math.nan, math.inf, -math.inf, 1e-300]))
+_bounds = st.floats(1e-9, 1e9, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def _objectives(draw):
+    names = draw(st.lists(st.sampled_from(_METRICS), min_size=0, max_size=3, unique=True))
+    weights = {n: draw(st.sampled_from([-2.0, -1.0, 0.5, 1.0, 2.0])) for n in names}
+    tnames = draw(st.lists(st.sampled_from(_METRICS), min_size=0 if weights else 1, max_size=3))
+    targets = tuple(Target(n, draw(st.sampled_from(["<=", ">="])), draw(_bounds)) for n in tnames)
+    ref = draw(st.one_of(st.none(), _bounds))
+    return Objective(weights, targets, ref)
+
+
+@st.composite
+def _metrics(draw):
+    feasible = draw(st.booleans())
+    vals = {n: draw(_vals) for n in _METRICS}
+    return Metrics(feasible=feasible, reason="" if feasible else "x", **vals)
+
+
+@given(_objectives(), _metrics())
+def test_reward_is_finite_in_unit_interval_and_ordered_by_targets(obj, m):
+    r = obj.reward(m)
+    assert math.isfinite(r) and 0.0 <= r <= 1.0
+    if not m.feasible:
+        assert r == 0.0
+    elif obj.targets and obj.weights:
+        assert (r >= 0.5) if obj.target_met(m) else (r < 0.5)
+    elif obj.targets:
+        assert (r == 1.0) == obj.target_met(m)
+
+
+@given(st.sampled_from(["<=", ">="]), _bounds, _vals, _vals)
+def test_target_met_closeness_and_direction(op, bound, a, b):
+    t = Target("latency_s", op, bound)
+    for v in (a, b):
+        c = t.closeness(v)
+        assert 0.0 <= c <= 1.0
+        met = math.isfinite(v) and (v <= bound if op == "<=" else v >= bound)
+        assert t.met(v) == met
+        assert (c == 1.0) == met or (not math.isfinite(v) and c == 0.0)
+    if all(math.isfinite(v) and v > 0 for v in (a, b)) and a < b:
+        # a smaller value is closer to a <= bound and farther from a >= bound
+        assert t.closeness(a) >= t.closeness(b) if op == "<=" else t.closeness(a) <= t.closeness(b)
+
+
+def test_ge_target_below_its_bound_is_not_met_and_scores_below_half():
+    obj = Objective({"latency_s": 1.0}, (Target("throughput_per_s", ">=", 100.0),), ref=1.0)
+    below = Metrics(latency_s=1.0, throughput_per_s=50.0)
+    above = Metrics(latency_s=1.0, throughput_per_s=200.0)
+    assert not obj.target_met(below) and obj.reward(below) == pytest.approx(0.25)  # 0.5 * 50/100
+    assert obj.target_met(above) and obj.reward(above) == pytest.approx(0.75)      # 0.5 + 0.5 * 1/(1+1)
+
+
+@given(st.lists(st.tuples(_objectives(), _metrics()), min_size=1, max_size=1), st.lists(_metrics(), min_size=1,
+                                                                                      max_size=12))
+def test_batch_reward_equals_scalar_reward_for_both_directions(pair, ms):
+    import numpy as np
+
+    from archgym.sweep import _batch_reward
+
+    obj = pair[0][0]
+    b = {n: np.array([m.get(n) for m in ms]) for n in _METRICS}
+    b["feasible"] = np.array([m.feasible for m in ms])
+    r, cost, met = _batch_reward(obj, b)
+    for i, m in enumerate(ms):
+        assert r[i] == pytest.approx(obj.reward(m), rel=1e-12, abs=1e-300)
+        assert bool(met[i]) == obj.target_met(m)
+        want = obj.cost(m)
+        assert (cost[i] == want) or cost[i] == pytest.approx(want, rel=1e-12)
