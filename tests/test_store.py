@@ -32,6 +32,7 @@ def _cmd(db, budget):
             "--seed", "7", "--db", str(db), "--quiet"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     budget = 40_000
     ref_db, db = tmp_path / "ref.db", tmp_path / "crash.db"

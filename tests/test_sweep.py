@@ -83,6 +83,7 @@ def test_expansion_and_run_ids_match_archgym_run(tmp_path):
     assert res.run_id == ga8.run_id  # `archgym run` with the same arguments extends the same run
 
 
+@pytest.mark.slow
 def test_inline_pool_and_dask_give_identical_rows(tmp_path):
     distributed = pytest.importorskip("distributed")
     pytest.importorskip("stable_baselines3")
@@ -132,6 +133,7 @@ def _yaml(text):
     return yaml.safe_load(text)
 
 
+@pytest.mark.slow
 def test_killed_sweep_restarts_without_loss(tmp_path):
     text = SPEC.replace("budget: 25", "budget: 3000").replace("seeds: 2", "seeds: 3")
     text = text.replace("  - name: tpe\n    params: {n_startup_trials: 5}\n", "")
