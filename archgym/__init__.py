@@ -8,7 +8,7 @@
 
 from .metrics import Metrics, unit_of
 from .objective import Objective, ObjectiveError, Target
-from .registry import EnvSpec, env_ids, make, register_env, spec_of
+from .registry import EnvSpec, env_ids, load_plugins, make, plugin_errors, register_env, spec_of
 from .registry import _register_builtins as _register_builtins
 from .simulator import Evaluation, Evaluator, Simulator, load_simulator
 from .space import Choice, Constraint, DesignSpace, FloatRange, IntRange, InvalidDesign, Param, Pow2
@@ -17,9 +17,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Metrics", "unit_of", "Objective", "ObjectiveError", "Target",
-    "EnvSpec", "env_ids", "make", "register_env", "spec_of",
+    "EnvSpec", "env_ids", "make", "register_env", "spec_of", "load_plugins", "plugin_errors",
     "Evaluation", "Evaluator", "Simulator", "load_simulator",
     "Choice", "Constraint", "DesignSpace", "FloatRange", "IntRange", "InvalidDesign", "Param", "Pow2",
 ]
 
 _register_builtins()
+load_plugins()

@@ -79,6 +79,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
     from archgym.simulator import load_simulator
 
     print(f"{'env id':<24} {'designs':>12}  {'default workload':<26} description")
+    errors = archgym.plugin_errors()
     for env_id in archgym.env_ids():
         spec = archgym.spec_of(env_id)
         try:
@@ -86,6 +87,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
         except ImportError as e:  # an optional dependency of one simulator is missing
             size = f"n/a ({e.name})"
         print(f"{env_id:<24} {size:>12}  {spec.workload or '-':<26} {spec.description}")
+    for name, err in errors.items():
+        print(f"plugin {name!r} failed to load: {err}")
     return 0
 
 
@@ -228,6 +231,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_runs < 1:
         raise CliError(f"--max-runs {args.max_runs}: must be >= 1")
     spec = load_spec(args.spec, max_runs=args.max_runs)
+    if args.imports:  # the workers import them too
+        spec = dataclasses.replace(spec, imports=tuple(dict.fromkeys((*spec.imports, *args.imports))))
     tasks = expand(spec)
     if args.dry_run:
         for t in tasks:
@@ -271,9 +276,17 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     from . import __version__
     from .agent import AGENTS
 
+    imp = dict(action="append", default=[], metavar="MODULE",
+               help="import a module that registers envs (installed or on PYTHONPATH; repeatable)")
+    common = argparse.ArgumentParser(add_help=False)
+    # its own dest: a subparser's default would otherwise overwrite what was given before the command
+    common.add_argument("--import", dest="imports_after", **imp)
     p = _Parser(prog="archgym", description="Gymnasium environments for accelerator design-space exploration.")
+    p.add_argument("--import", dest="imports", **imp)
     p.add_argument("--version", action="version", version=f"archgym {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # --import before or after the command
     sub.add_parser("envs", help="list registered env ids with their design-space size")
     d = sub.add_parser("describe", help="show an env's design space, workloads and default design")
     _add_env_opts(d)
@@ -363,6 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         agent = _agent_in(argv) if argv and argv[0] == "run" else None
         args = build_parser(agent).parse_args(argv)
+        from .registry import import_module
+
+        args.imports = [*args.imports, *getattr(args, "imports_after", [])]
+        for m in args.imports:
+            import_module(m)
         if args.cmd == "run":
             params = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
             return cmd_run(args, params)

@@ -1,8 +1,15 @@
 """Environment registration: plain data plus lazily imported ``"module:Class"`` strings.
 
 ``import archgym`` registers every id in :data:`BUILTIN_ENVS` with Gymnasium
-without importing any simulator (the class is imported on ``gym.make``).  Users
-add their own accelerator with one :func:`register_env` call.
+without importing any simulator (the class is imported on ``gym.make``), then
+the envs of installed plugins: every entry point of the group ``archgym.envs``
+(``[project.entry-points."archgym.envs"] myaccel = "my_pkg.envs:register"`` in a
+package's pyproject.toml) is loaded; a callable is called with no arguments, a
+module is imported; either way it calls :func:`register_env`.  A plugin that
+fails to load does not break ``import archgym``: its error is kept in
+:func:`plugin_errors` (``archgym envs`` prints it).  Users add their own
+accelerator with one :func:`register_env` call, from a plugin or from a module
+named by ``archgym --import MODULE``.
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ from typing import Any, Mapping
 
 import gymnasium as gym
 
-__all__ = ["EnvSpec", "BUILTIN_ENVS", "register_env", "env_ids", "spec_of", "make"]
+__all__ = ["EnvSpec", "BUILTIN_ENVS", "register_env", "env_ids", "spec_of", "make", "load_plugins", "plugin_errors",
+           "import_module", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "archgym.envs"
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,9 @@ def spec_of(env_id: str) -> EnvSpec:
     try:
         return _REGISTERED[env_id]
     except KeyError:
-        raise ValueError(f"unknown env id {env_id!r}; registered: {', '.join(_REGISTERED)}") from None
+        hint = "; a plugin failed to load (see `archgym envs`)" if _PLUGIN_ERRORS else ""
+        raise ValueError(f"unknown env id {env_id!r}; registered: {', '.join(_REGISTERED)}{hint} "
+                         "(a module of your own: archgym --import MODULE)") from None
 
 
 def make(env_id: str, **kwargs: Any):
@@ -123,3 +135,46 @@ def _register_builtins() -> None:
             s.id, s.simulator, workload=s.workload, objective=s.objective,
             simulator_kwargs=s.simulator_kwargs, description=s.description,
         )
+
+
+_PLUGIN_ERRORS: dict[str, str] = {}
+
+
+def load_plugins() -> dict[str, str]:
+    """Load every ``archgym.envs`` entry point (see the module docstring).  Returns
+    ``{entry point name: error}`` for the ones that failed (also kept for
+    :func:`plugin_errors`); the others have registered their envs."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj()
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not break archgym
+            msg = str(e).strip().splitlines()
+            _PLUGIN_ERRORS[ep.name] = f"{ep.value}: {type(e).__name__}: {msg[0] if msg else ''}"
+    return dict(_PLUGIN_ERRORS)
+
+
+def plugin_errors() -> dict[str, str]:
+    """Entry points of ``archgym.envs`` that failed to load, with their one-line error."""
+    return dict(_PLUGIN_ERRORS)
+
+
+def import_module(name: str) -> None:
+    """Import a module that registers envs (``archgym --import my_accel``); it must be on
+    the Python path (installed, or in a folder of ``PYTHONPATH``).  ``ValueError`` (one
+    line) when it cannot be imported or raises while importing."""
+    import importlib
+
+    if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
+        raise ValueError(f"--import {name!r}: not a module name (e.g. my_pkg.envs)")
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        raise ValueError(f"--import {name}: cannot import it ({e}); it must be installed or in a folder "
+                         "on PYTHONPATH") from None
+    except Exception as e:  # noqa: BLE001 - the user's module raised while importing
+        msg = str(e).strip().splitlines()
+        raise ValueError(f"--import {name}: importing it raised {type(e).__name__}: {msg[0] if msg else ''}") from None
