@@ -34,6 +34,10 @@ Modes
 * ``mode="design"`` (default): one-step episodes; an action is a whole design
   (``MultiDiscrete``), so PPO learns a distribution over designs (a bandit,
   as ArchGym's ``DRAMEnv_RL`` with ``max_steps=1``).
+With ``n_envs > 1`` SB3 steps several envs per rollout step (a ``DummyVecEnv``:
+one after the other, so asks stay deterministic); each env's first evaluation
+is the reference design (a cache hit after the first).
+
 * ``mode="edit"``: each action moves one parameter by -1/0/+1 index from the
   current design; episodes start at a random design and last ``episode_len``
   steps.  A "stay" or a move clamped at a boundary re-evaluates the current
@@ -119,13 +123,19 @@ class PPOAgent(Agent):
         clip_range: float = dataclasses.field(default=0.2, metadata={"help": "PPO clip range"})
         gamma: float = dataclasses.field(default=0.99, metadata={"help": "discount (edit mode)"})
         hidden: int = dataclasses.field(default=64, metadata={"help": "units in each of the two hidden layers"})
+        n_envs: int = dataclasses.field(
+            default=1, metadata={"help": "envs stepped per rollout step (SB3 DummyVecEnv; every step of every env "
+                                         "is one counted evaluation)"})
 
         def __post_init__(self) -> None:
             if self.mode not in _MODES:
                 raise ValueError(f"mode={self.mode!r}; allowed: {', '.join(_MODES)}")
-            if self.n_steps < 2 or not 1 <= self.batch_size <= self.n_steps or self.n_steps % self.batch_size:
-                raise ValueError(f"need n_steps >= 2 and batch_size dividing it; got n_steps={self.n_steps}, "
-                                 f"batch_size={self.batch_size}")
+            if not 1 <= self.n_envs <= 256:
+                raise ValueError(f"n_envs={self.n_envs} must be in 1..256")
+            rollout = self.n_steps * self.n_envs
+            if self.n_steps < 2 or not 1 <= self.batch_size <= rollout or rollout % self.batch_size:
+                raise ValueError(f"need n_steps >= 2 and batch_size dividing n_steps x n_envs; got n_steps={self.n_steps}"
+                                 f", n_envs={self.n_envs}, batch_size={self.batch_size}")
             if self.n_epochs < 1 or self.hidden < 1 or self.episode_len < 1:
                 raise ValueError("n_epochs, hidden and episode_len must be >= 1")
             if not (self.learning_rate > 0 and 0 < self.clip_range and 0 <= self.gamma <= 1 and self.ent_coef >= 0):
@@ -199,10 +209,16 @@ class PPOAgent(Agent):
 
         from archgym.env import ArchGymEnv
 
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
         p = self.params
-        env = ArchGymEnv(self.bridge, objective=self.objective, mode=p.mode, cache_size=0)
-        if p.mode == "edit":
-            env = gym.wrappers.TimeLimit(env, max_episode_steps=p.episode_len)
+
+        def make_env():
+            env = ArchGymEnv(self.bridge, objective=self.objective, mode=p.mode, cache_size=0)
+            return gym.wrappers.TimeLimit(env, max_episode_steps=p.episode_len) if p.mode == "edit" else env
+
+        # envs are stepped one after the other (DummyVecEnv), so the order of asks is deterministic
+        env = DummyVecEnv([make_env for _ in range(p.n_envs)])
         model = PPO(
             "MlpPolicy", env, n_steps=p.n_steps, batch_size=p.batch_size, n_epochs=p.n_epochs,
             learning_rate=p.learning_rate, ent_coef=p.ent_coef, clip_range=p.clip_range, gamma=p.gamma,

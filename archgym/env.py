@@ -49,9 +49,9 @@ class ArchGymEnv(gym.Env):
     an infeasible design (see :mod:`archgym.objective`).
 
     ## Info
-    Every metric the simulator models (units in the names; ``None`` where
+    Every metric the simulator models (units in the names; a float, NaN where
     absent, e.g. for an infeasible design), ``feasible``, ``target_met``,
-    ``reason``: the same keys every step.  Evaluation counters live on
+    ``reason``: the same keys and types every step (so vector envs can stack them).  Evaluation counters live on
     ``env.unwrapped.evaluator`` (``sim_calls``, ``cache_hits``).
 
     ## Arguments
@@ -66,7 +66,7 @@ class ArchGymEnv(gym.Env):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -132,12 +132,17 @@ class ArchGymEnv(gym.Env):
         return self._observation(ev), float(ev.reward), terminated, False, self._info(ev)
 
     def render(self):
-        if self.render_mode != "ansi":
+        """``"ansi"``: the design, reward and metrics as text; ``"rgb_array"``: the same text
+        drawn into an RGB image (``uint8 [H, W, 3]``, for video recorders of RL libraries);
+        ``None`` without a render mode."""
+        if self.render_mode is None:
             return None
         if self._last is None:
-            return f"{self.simulator.name} on {self.evaluator.workload.spec}: no design evaluated yet\n"
-        d = ", ".join(f"{k}={v}" for k, v in self._last.design.items())
-        return f"[{d}] reward={self._last.reward:.4f}\n{self._last.metrics.summary()}\n"
+            text = f"{self.simulator.name} on {self.evaluator.workload.spec}: no design evaluated yet\n"
+        else:
+            d = ", ".join(f"{k}={v}" for k, v in self._last.design.items())
+            text = f"[{d}] reward={self._last.reward:.4f}\n{self._last.metrics.summary()}\n"
+        return text if self.render_mode == "ansi" else _text_image(text)
 
     def close(self) -> None:
         pass
@@ -195,6 +200,18 @@ class ArchGymEnv(gym.Env):
         if ev is None:
             return self.evaluator.info_of(None)
         return self.evaluator.info(ev)
+
+
+def _text_image(text: str) -> np.ndarray:
+    """``text`` drawn in a fixed-size RGB image (matplotlib's Agg canvas, imported lazily)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.2), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    fig.text(0.01, 0.98, text, va="top", ha="left", family="monospace", fontsize=7, wrap=True)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _pos(v: float) -> float:

@@ -393,9 +393,9 @@ class Evaluator:
     def info(self, ev: Evaluation) -> dict:
         """A flat ``info`` dict with the same keys every step.
 
-        Keys: every metric this simulator models (``None`` where a value is
-        absent, e.g. for an infeasible design), ``feasible``, ``target_met``,
-        ``reason``.  Counters (``sim_calls``, ``cache_hits``) are attributes of
+        Keys: every metric this simulator models, as a float (NaN where a value
+        is absent, e.g. for an infeasible design: the same type every step, which
+        vectorised envs need), ``feasible``, ``target_met``, ``reason``.  Counters (``sim_calls``, ``cache_hits``) are attributes of
         the evaluator, not info keys, so a step's info depends only on the design.
         """
         return self.info_of(ev.metrics, ev.target_met)
@@ -403,9 +403,7 @@ class Evaluator:
     def info_of(self, metrics: Metrics | None, target_met: bool = False) -> dict:
         """:meth:`info` for a metrics record (``None`` = nothing evaluated yet)."""
         vals = metrics.vector(self.metric_names) if metrics is not None else [math.nan] * len(self.metric_names)
-        out: dict[str, Any] = {
-            k: (None if v != v else (int(v) if k == "cycles" else v)) for k, v in zip(self.metric_names, vals)
-        }
+        out: dict[str, Any] = dict(zip(self.metric_names, vals))
         out.update(
             feasible=bool(metrics is not None and metrics.feasible),
             target_met=bool(target_met),
