@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -232,6 +233,44 @@ def _energy_parts(f, coefs) -> tuple:
     return (c_cmp * f[0], c_tile * f[2], c_wwr * f[6] + c_awr * (f[7] + f[8]), DRAM_PJ_PER_BIT * (f[3] + f[4] + f[5]))
 
 
+class _Breakdown(Mapping):
+    """The per-layer breakdown, built on first access: agents rarely read it, and building
+    the dicts would cost as much as the model itself.  Each entry: ``cycles``, ``latency_s``,
+    ``energy_j``, ``compute_cycles``, ``dram_bytes`` of one layer (all its repetitions)."""
+
+    __slots__ = ("_names", "_per", "_coefs", "_inv_clock", "_d")
+
+    def __init__(self, names: tuple[str, ...], per: np.ndarray, coefs: tuple, inv_clock: float) -> None:
+        self._names, self._per, self._coefs, self._inv_clock, self._d = names, per, coefs, inv_clock, None
+
+    def _dict(self) -> dict:
+        if self._d is None:
+            per, inv_clock = self._per, self._inv_clock
+            c_cmp, c_tile, c_wwr, c_awr = self._coefs
+            # per-layer energy and DRAM bytes: the same sums as the totals, as one product per layer
+            e, b = DRAM_PJ_PER_BIT * 1e-12, 0.125
+            w = np.array([[c_cmp * 1e-12, 0.0], [0.0, 0.0], [c_tile * 1e-12, 0.0], [e, b], [e, b], [e, b],
+                          [c_wwr * 1e-12, 0.0], [c_awr * 1e-12, 0.0], [c_awr * 1e-12, 0.0]])
+            ed = (per @ w).T.tolist()
+            cols = per.T.tolist()
+            self._d = {n: {"cycles": c, "latency_s": c * inv_clock, "energy_j": ej, "compute_cycles": cc,
+                           "dram_bytes": db}
+                       for n, c, ej, cc, db in zip(self._names, cols[1], ed[0], cols[0], ed[1])}
+        return self._d
+
+    def __getitem__(self, key: str) -> dict:
+        return self._dict()[key]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
+
+
 def _metrics(per: np.ndarray, d: _Design, names: tuple[str, ...], **more: float) -> Metrics:
     """Metrics from the kernel's per-layer fields ``per`` (``(len(names) or 1, 9)``); a
     breakdown entry per name; ``more``: further extra metrics."""
@@ -246,19 +285,7 @@ def _metrics(per: np.ndarray, d: _Design, names: tuple[str, ...], **more: float)
     pe_area = n_pe * d.pe_um2 + d.tiles_8x8 * ENCODER_UM2_PER_TILE
     sram_area = (d.wbuf_kb + d.abuf_kb) * 8192 * SRAM_UM2_PER_BIT
     dram_bits = tot[3] + tot[4] + tot[5]
-    breakdown = {}
-    if names:
-        c_cmp, c_tile, c_wwr, c_awr = coefs
-        # per-layer energy and DRAM bytes: the same sums as the totals, as one product per layer
-        w = np.array([[c_cmp * 1e-12, 0.0], [0.0, 0.0], [c_tile * 1e-12, 0.0], [DRAM_PJ_PER_BIT * 1e-12, 0.125],
-                      [DRAM_PJ_PER_BIT * 1e-12, 0.125], [DRAM_PJ_PER_BIT * 1e-12, 0.125], [c_wwr * 1e-12, 0.0],
-                      [c_awr * 1e-12, 0.0], [c_awr * 1e-12, 0.0]])
-        ed = (per @ w).T.tolist()
-        cols = per.T.tolist()
-        breakdown = {
-            n: {"cycles": c, "latency_s": c * inv_clock, "energy_j": ej, "compute_cycles": cc, "dram_bytes": db}
-            for n, c, ej, cc, db in zip(names, cols[1], ed[0], cols[0], ed[1])
-        }
+    breakdown = _Breakdown(names, per, coefs, inv_clock) if names else {}
     return Metrics(
         cycles=int(cycles), latency_s=latency, energy_j=energy, power_w=energy / latency,
         area_mm2=(pe_area + sram_area) * 1e-6, onchip_bytes=(d.wbuf_kb + d.abuf_kb) * 1024.0,
