@@ -9,7 +9,7 @@ import pytest
 
 from archgym import InvalidDesign
 from archgym.workloads import (
-    MODELS, Conv, Elementwise, Gemm, ModelConfig, MoE, Workload, WorkloadError, decoder_workload, get_model,
+    Conv, Elementwise, Gemm, ModelConfig, MoE, Workload, WorkloadError, decoder_workload, get_model,
 )
 from simulators._bitmod_lowering import lower
 from simulators.bitmod import BitmodSimulator, layer_table
@@ -264,4 +264,3 @@ def test_batch_equals_single_on_generic_and_decoder_workloads():
 def test_describe_lists_what_bitmod_accepts():
     sim = BitmodSimulator()
     assert "convolution" in sim.accepts and "decoder" in sim.accepts
-    assert "opt-125m" in MODELS  # a zoo decoder outside the paper, priced by test_other_zoo_workloads_are_priced
