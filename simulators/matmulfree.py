@@ -1,11 +1,13 @@
 """The MatMul-free LM token-generation core on a Stratix-10-class FPGA (arXiv 2406.02528 v1-v5 §6).
 
-Reproduces (``tests/test_matmulfree.py``, ``experiments/matmulfree/``):
+Calibrated on (``tests/test_matmulfree.py``, ``experiments/matmulfree/calibration.md``); every
+paper number is a calibration input, none is held out:
 
 * the measured point: one block at d=512, one core, 8-bit memory port, 60 MHz: 43 ms
-  (model 43.19 ms, +0.4 %; the issue allows 10 %);
-* the projected point: the 1.3B model at ~23.8 tokens/s and ~13 W (model 23.0 tokens/s,
-  -3.2 %; power 13.0 W *by calibration*, see below; the issue allows 15 %).
+  (model 43.19 ms, +0.4 %; ``t_req_cycles`` fitted on it);
+* the projected point: the 1.3B model at ~23.8 tokens/s and ~13 W (model 23.05 tokens/s,
+  -3.2 %, with the projected design's 128 cores derived from that throughput; power 12.99 W,
+  ``static_shell_w`` fitted on it).
 
 Mechanism (per token; every constant is in :data:`CONST` with its source or marked assumed):
 
@@ -33,6 +35,19 @@ Mechanism (per token; every constant is in :data:`CONST` with its source or mark
   load/store with burst FIFO, control, register file, arbitration) plus the FIM shell,
   against the Stratix 10 SX 2800 budget (933,120 ALMs, 11,721 M20K, 5,760 DSP).
 
+Metrics (docs/metrics.md): ``cycles`` = token time x clock (the core's cycles, or the DDR time
+in core cycles, rounded up, when the token waits on DDR), with ``core_cycles`` and
+``stall_cycles`` as extras; ``dram_bytes`` = bytes moved (whole DDR4 bursts), the ternary
+weight footprint is ``weight_bytes``.  ``breakdown``: one entry per BitLinear layer of the
+workload (its weight streams, input broadcast, output gather and barriers: ``cycles``,
+``latency_s``, ``energy_j``, ``dram_bytes``), ``unit:vector`` (the vector program and
+instruction issue) and ``unit:stall`` (waiting on DDR): layers + these two sum to the totals;
+per functional unit ``unit:tmm``, ``unit:rms``, ... and ``unit:ddr``, ``unit:power``.
+
+Workloads: one generated token (decode, batch 1) of any HGRN-bit ModelConfig (the zoo's
+``mmfree-*``, short names ``370m``, ``1.3b``, ``2.7b``, ``block-d512``, or a config read from
+an MMfreeLM ``config.json``); its program is built from the config (:func:`_program`).
+
 Infeasible (``Metrics.feasible=False`` with a reason, never an exception): an accumulator
 narrower than the datapath needs for the model's largest K (``|acc| <= 127 K``,
 ``rtl_models.ternary.required_acc_bits``: overflow would be possible, and the model never
@@ -50,19 +65,19 @@ import numpy as np
 
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
-from archgym.space import Choice, DesignSpace, Pow2
-from archgym.workloads import WorkloadError, get_model, hgrn_bit_workload
+from archgym.space import Choice, DesignSpace, InvalidDesign, Pow2
+from archgym.workloads import ModelConfig, WorkloadError, get_model, hgrn_bit_workload
 from rtl_models.ternary import required_acc_bits
 
 from . import _matmulfree_kernels as _kern
+from ._matmulfree_state import STATE_PRECISIONS, MatMulFreeInputError, state_error
 
 __all__ = ["MODELS", "CONST", "DEVICE", "MEASURED_DESIGN", "PROJECTED_DESIGN", "MatMulFreeInputError",
            "MatMulFreeDesign", "simulate", "MatMulFreeSimulator", "state_error"]
 
-#: Short model names -> zoo names (archgym.workloads.MODELS; matmulfree.md §1.1).
+#: Short model names -> zoo names (archgym.workloads.MODELS; the ridger/MMfreeLM-* configs).
 MODELS: dict[str, str] = {"1.3b": "mmfree-1.3b", "370m": "mmfree-370m", "2.7b": "mmfree-2.7b",
                           "block-d512": "mmfree-block-d512"}
-_ZOO_TO_SHORT = {v: k for k, v in MODELS.items()}
 
 # Every constant of the model. "paper" = arXiv 2406.02528 v1-v5 §6 (text verified, see
 # experiments/matmulfree/calibration.md); "fitted" = calibrated once; "assumed" = ours.
@@ -107,20 +122,23 @@ M20K_BITS = 20_480
 UNPIPELINED_FMAX_MHZ = 60.0   # the measured core closed timing at 60 MHz (paper §6)
 PIPELINED_FMAX_MHZ = 300.0    # assumed: pipelined core with Hyperflex registers
 
-#: state precision -> (bits per stored state value, conversion ALMs in the row-wise unit; assumed)
-STATE_PRECISIONS: dict[str, tuple[int, int]] = {"fp32": (32, 0), "bf16": (16, 60), "fp16": (16, 150),
-                                                "int16": (16, 100)}
 WEIGHT_BITS = (2.0, 1.6)
 
 
-class MatMulFreeInputError(ValueError):
-    """Bad input to the MatMul-free model: unknown model or a design value out of range."""
-
-
-def _check_model(model: str) -> str:
-    if model not in MODELS:
-        raise MatMulFreeInputError(f"model={model!r} is unknown; allowed: {', '.join(MODELS)}")
-    return model
+def _config(model: "str | ModelConfig") -> ModelConfig:
+    """The HGRN-bit :class:`~archgym.workloads.ModelConfig` of a short name (``"1.3b"``), a zoo
+    name (``"mmfree-1.3b"``) or a ModelConfig (e.g. read from an MMfreeLM ``config.json``)."""
+    if isinstance(model, ModelConfig):
+        cfg = model
+    elif isinstance(model, str) and (model in MODELS or model in MODELS.values()):
+        cfg = get_model(MODELS.get(model, model))
+    else:
+        raise MatMulFreeInputError(f"model={model!r} is unknown; allowed: {', '.join(MODELS)}, a zoo name "
+                                   "(mmfree-*) or an HGRN-bit ModelConfig")
+    if cfg.family != "hgrn-bit":
+        raise MatMulFreeInputError(f"model {cfg.name!r} is a {cfg.family} model; the MatMul-free core runs "
+                                   "HGRN-bit (MatMul-free LM) models only")
+    return cfg
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +203,7 @@ class _Program:
     """Per-token work of one model (see :func:`_program`)."""
 
     mats: np.ndarray      # int64 (n, 3): K, N, count
+    names: tuple          # the workload's layer name of each mats row (the per-layer breakdown keys)
     vecs: np.ndarray      # int64 (n, 4): unit (0 rms, 1 row), element cycles, count, reduces
     n_instr: int
     k_max: int
@@ -192,15 +211,15 @@ class _Program:
     state_values: int     # recurrent state values kept across tokens (L * d)
 
 
-@lru_cache(maxsize=None)
-def _program(model: str) -> _Program:
-    """The per-token program of ``model``: BitLinears from the zoo, vector instructions from §3-§5.
+@lru_cache(maxsize=64)
+def _program(cfg: ModelConfig) -> _Program:
+    """The per-token program of an HGRN-bit model: its decode workload's BitLinears
+    (:func:`archgym.workloads.hgrn_bit_workload`), vector instructions from the paper's §3-§5.
 
     Vector instructions (element cycles = passes x elements): RMSNorm(n) = 2n on the RMS unit
     (sum of squares, scale) + a reduction; quantize(n) = 2n on the row-wise unit (absmax,
     round) + a reduction; dequantize(n) = n; elementwise ops as listed per layer.
     """
-    cfg = get_model(MODELS[_check_model(model)])
     wl = hgrn_bit_workload(cfg, "decode")
     mats = [(g.k, g.n, g.count) for g in wl.gemms()]
     d, i, L = cfg.hidden, cfg.ffn, cfg.n_layers
@@ -235,7 +254,8 @@ def _program(model: str) -> _Program:
     vecs = np.array([(u, e, c, r) for (u, e, r), c in ops.items()], dtype=np.int64)
     m = np.array(mats, dtype=np.int64)
     n_instr = int(vecs[:, 2].sum() + 2 * m[:, 2].sum())      # vector ops + (load, TMM) per BitLinear
-    return _Program(m, vecs, n_instr, int(m[:, 0].max()), int(m[:, 1].max()), L * d)
+    return _Program(m, tuple(g.name for g in wl.gemms()), vecs, n_instr, int(m[:, 0].max()), int(m[:, 1].max()),
+                    L * d)
 
 
 def _wpb(weight_bits: Any) -> Any:
@@ -260,7 +280,9 @@ def _timing_reference(prog: _Program, d: Mapping[str, Any]) -> dict[str, float]:
     return best
 
 
-def _timing_on_reference(prog: _Program, d: Mapping[str, Any], cores: int) -> dict[str, float]:
+def _mat_rows(prog: _Program, d: Mapping[str, Any], cores: int) -> list[tuple[int, int, int, int, int]]:
+    """Per BitLinear row of ``prog.mats`` (all its repetitions) on ``cores`` active cores:
+    ``(tmm cycles, load cycles, store cycles, DDR bytes moved, weight bytes)``."""
     C = CONST
     clock, port_bytes, burst = float(d["clock_mhz"]), int(d["mem_port_bits"]) // 8, int(d["burst_len"])
     wpb = int(_wpb(d["weight_bits_packed"]))
@@ -269,24 +291,35 @@ def _timing_on_reference(prog: _Program, d: Mapping[str, Any], cores: int) -> di
     gran = int(C["ddr_granule_bytes"])
     g_full = -(-txn_bytes // gran) * gran
     lat = math.ceil(C["ddr_latency_ns"] * clock / 1000.0)     # exposed once per matrix stream
-    sync = 0 if cores == 1 else int(C["sync_base_cycles"] + C["sync_per_level_cycles"] * (cores - 1).bit_length())
-    tmm = loads = stores = barriers = ddr = wbytes = 0
+    out = []
     for k, n, cnt in prog.mats.tolist():
         row_bytes = -(-k // wpb)
         rows_c = -(-n // cores)
         bytes_c = rows_c * row_bytes
         beats = -(-bytes_c // port_bytes)
         txns = -(-beats // burst)
-        tmm += cnt * (lat + beats if pipelined else lat + txns * int(C["t_req_cycles"]) + 2 * beats)
+        tmm = cnt * (lat + beats if pipelined else lat + txns * int(C["t_req_cycles"]) + 2 * beats)
         n_full, rem = n // rows_c, n % rows_c
         per_core = (bytes_c // txn_bytes) * g_full + -(-(bytes_c % txn_bytes) // gran) * gran
         rb = rem * row_bytes
         per_rem = (rb // txn_bytes) * g_full + -(-(rb % txn_bytes) // gran) * gran
-        ddr += cnt * (n_full * per_core + per_rem)
-        wbytes += cnt * n * row_bytes
-        loads += cnt * -(-(k * 8) // int(C["act_bus_bits"]))
-        stores += cnt * -(-(rows_c * 32) // int(C["act_bus_bits"]))
-        barriers += cnt
+        out.append((tmm, cnt * -(-(k * 8) // int(C["act_bus_bits"])), cnt * -(-(rows_c * 32) // int(C["act_bus_bits"])),
+                    cnt * (n_full * per_core + per_rem), cnt * n * row_bytes))
+    return out
+
+
+def _sync_cycles(cores: int) -> int:
+    """Cycles of one barrier across ``cores`` cores (a reduction tree)."""
+    return 0 if cores == 1 else int(CONST["sync_base_cycles"] + CONST["sync_per_level_cycles"] * (cores - 1).bit_length())
+
+
+def _timing_on_reference(prog: _Program, d: Mapping[str, Any], cores: int) -> dict[str, float]:
+    C = CONST
+    clock = float(d["clock_mhz"])
+    sync = _sync_cycles(cores)
+    rows = _mat_rows(prog, d, cores)
+    tmm, loads, stores, ddr, wbytes = (sum(r[j] for r in rows) for j in range(5))
+    barriers = int(prog.mats[:, 2].sum())       # every BitLinear ends in a barrier
     rms = row = 0
     for unit, elems, cnt, red in prog.vecs.tolist():
         c = cnt * (-(-elems // cores) + int(C["fu_latency_cycles"]))
@@ -329,7 +362,7 @@ def _design_arrays(designs: list[Mapping[str, Any]] | Mapping[str, Any]) -> dict
     return {k: np.array([r[k] for r in rows]) for k in keys}
 
 
-def _finish(model: str, prog: _Program, a: Mapping[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
+def _finish(prog: _Program, a: Mapping[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
     """Resources, power, feasibility and the metric arrays from timing rows ``t`` (n, N_FIELDS)."""
     C = CONST
     f = {name: t[:, j] for j, name in enumerate(_kern.FIELDS)}
@@ -344,27 +377,31 @@ def _finish(model: str, prog: _Program, a: Mapping[str, np.ndarray], t: np.ndarr
     clock = a["clock_mhz"].astype(float)
     core_w = clock * (alm_c * C["alm_w_per_mhz"] + m20k_c * C["m20k_w_per_mhz"] + dsp_c * C["dsp_w_per_mhz"])
     lat = f["latency_s"]
-    ddr_w = f["ddr_transferred_bytes"] * 8.0 * C["ddr_pj_per_bit"] * 1e-12 / lat
+    moved = f["ddr_transferred_bytes"]
+    ddr_w = moved * 8.0 * C["ddr_pj_per_bit"] * 1e-12 / lat
     power = C["static_shell_w"] + cores * core_w + ddr_w
     energy = power * lat
     per_core_room = np.floor((DEVICE["alm"] - C["shell_alm"]) / alm_c)
+    # cycles = token time x clock (docs/metrics.md): the core cycles, or the DDR time in core
+    # cycles (rounded up) when the token waits on DDR
+    core_c = f["core_cycles"]
+    cycles = np.maximum(core_c, np.ceil(f["ddr_s"] * clock * 1e6))
     return {
-        "cycles": f["core_cycles"], "latency_s": lat, "energy_j": energy, "power_w": power,
-        "dram_bytes": f["weight_bytes"], "throughput_per_s": 1.0 / lat, "tokens_per_s": 1.0 / lat,
-        "tokens_per_j": 1.0 / energy, "alm_count": alm, "m20k_count": m20k, "dsp_count": dsp,
+        "cycles": cycles, "latency_s": lat, "energy_j": energy, "power_w": power,
+        "dram_bytes": moved, "throughput_per_s": 1.0 / lat, "tokens_per_s": 1.0 / lat,
+        "tokens_per_j": 1.0 / energy, "core_cycles": core_c, "stall_cycles": cycles - core_c,
+        "weight_bytes": f["weight_bytes"], "alm_count": alm, "m20k_count": m20k, "dsp_count": dsp,
         "alm_util_frac": alm / DEVICE["alm"], "m20k_util_frac": m20k / DEVICE["m20k"],
         "dsp_util_frac": dsp / DEVICE["dsp"], "core_alm_count": alm_c, "cores_fit_count": per_core_room,
-        "ddr_transferred_bytes": f["ddr_transferred_bytes"], "ddr_latency_s": f["ddr_s"],
-        "active_cores_count": f["active_cores"],
-        "core_latency_s": f["core_cycles"] / (clock * 1e6), "static_shell_power_w": np.full(len(lat), C["static_shell_w"]),
+        "ddr_latency_s": f["ddr_s"], "active_cores_count": f["active_cores"],
+        "core_latency_s": core_c / (clock * 1e6), "static_shell_power_w": np.full(len(lat), C["static_shell_w"]),
         "cores_power_w": cores * core_w, "ddr_power_w": ddr_w,
         "required_acc_bits": np.full(len(lat), float(required_acc_bits(prog.k_max))),
         "state_err_frac": err,
-        "_timing": t,
     }
 
 
-def _reasons(model: str, prog: _Program, a: Mapping[str, np.ndarray], m: Mapping[str, np.ndarray], i: int) -> list[str]:
+def _reasons(prog: _Program, a: Mapping[str, np.ndarray], m: Mapping[str, np.ndarray], i: int) -> list[str]:
     out = []
     need = required_acc_bits(prog.k_max)
     if a["acc_bits"][i] < need:
@@ -379,77 +416,77 @@ def _reasons(model: str, prog: _Program, a: Mapping[str, np.ndarray], m: Mapping
     return out
 
 
-_BREAKDOWN_UNITS = {"tmm": "tmm_cycles", "rms": "rms_cycles", "rowwise": "row_cycles", "load": "load_cycles",
-                    "store": "store_cycles", "sync": "sync_cycles", "issue": "issue_cycles"}
+_UNITS = {"unit:tmm": "tmm_cycles", "unit:rms": "rms_cycles", "unit:rowwise": "row_cycles",
+          "unit:load": "load_cycles", "unit:store": "store_cycles", "unit:sync": "sync_cycles",
+          "unit:issue": "issue_cycles"}
+_CORE_KEYS = ("latency_s", "energy_j", "power_w", "dram_bytes", "throughput_per_s")
 
 
-def _to_metrics(model: str, d: Mapping[str, Any]) -> Metrics:
-    prog = _program(model)
+def _kernel_args(d: Mapping[str, Any]) -> tuple:
+    C = CONST
+    return (int(C["t_req_cycles"]), int(C["fu_latency_cycles"]), int(C["issue_cycles"]), int(C["sync_base_cycles"]),
+            int(C["sync_per_level_cycles"]), int(C["act_bus_bits"]), float(C["ddr_latency_ns"]),
+            float(C["ddr_channel_bytes_per_s"]), int(C["ddr_granule_bytes"]), float(C["ddr_efficiency_frac"]))
+
+
+def _to_metrics(prog: _Program, d: Mapping[str, Any]) -> Metrics:
+    """Metrics of one (trusted) design: the numba timing kernel, then resources, power and the
+    breakdown (per BitLinear layer, per unit)."""
+    t = np.empty((1, _kern.N_FIELDS))
+    _kern.token_timing(prog.mats, prog.vecs, prog.n_instr, int(d["cores"]), float(d["clock_mhz"]),
+                       int(d["mem_port_bits"]), int(d["burst_len"]), int(_wpb(d["weight_bits_packed"])),
+                       bool(d["pipelined"]), int(d["ddr_channels"]), *_kernel_args(d), t[0])
     a = _design_arrays(d)
-    t = np.array([[v for v in _timing_reference(prog, d).values()]])
-    m = _finish(model, prog, a, t)
-    reasons = _reasons(model, prog, a, m, 0)
+    m = _finish(prog, a, t)
+    reasons = _reasons(prog, a, m, 0)
     clock_hz = float(d["clock_mhz"]) * 1e6
-    timing = dict(zip(_kern.FIELDS, t[0]))
-    breakdown = {u: {"cycles": float(timing[k]), "latency_s": float(timing[k]) / clock_hz}
-                 for u, k in _BREAKDOWN_UNITS.items()}
-    breakdown["ddr"] = {"latency_s": float(timing["ddr_s"]), "transferred_bytes": float(timing["ddr_transferred_bytes"])}
-    breakdown["power"] = {"static_shell_w": float(m["static_shell_power_w"][0]), "cores_w": float(m["cores_power_w"][0]),
-                          "ddr_w": float(m["ddr_power_w"][0])}
-    core_keys = ("latency_s", "energy_j", "power_w", "dram_bytes", "throughput_per_s")
-    extra = {k: float(v[0]) for k, v in m.items() if k not in core_keys and k not in ("cycles", "_timing")}
-    return Metrics(cycles=int(timing["core_cycles"]), feasible=not reasons, reason="; ".join(reasons),
-                   extra=extra, breakdown=breakdown, **{k: float(m[k][0]) for k in core_keys})
+    timing = dict(zip(_kern.FIELDS, t[0].tolist()))
+    v = {k: float(x[0]) for k, x in m.items()}
+    # per layer: its weight streams (TMM), input broadcast, output gather and barriers; energy =
+    # (static + cores) power over that time + the DDR energy of its bytes.  The vector program and
+    # any DDR stall are the "unit:vector" and "unit:stall" entries; layers + those two = the totals.
+    active = int(timing["active_cores"])
+    sync = _sync_cycles(active)
+    p_on = v["static_shell_power_w"] + v["cores_power_w"]
+    j_per_byte = 8.0 * CONST["ddr_pj_per_bit"] * 1e-12
+    breakdown: dict[str, dict[str, float]] = {}
+    lin = 0
+    for name, cnt, (tmm, ld, st, moved, wb) in zip(prog.names, prog.mats[:, 2].tolist(), _mat_rows(prog, d, active)):
+        c = tmm + ld + st + cnt * sync
+        lin += c
+        breakdown[name] = {"cycles": float(c), "latency_s": c / clock_hz, "energy_j": p_on * c / clock_hz
+                           + moved * j_per_byte, "dram_bytes": float(moved), "weight_bytes": float(wb)}
+    vec = timing["core_cycles"] - lin
+    stall_s = v["latency_s"] - timing["core_cycles"] / clock_hz
+    breakdown["unit:vector"] = {"cycles": vec, "latency_s": vec / clock_hz, "energy_j": p_on * vec / clock_hz}
+    breakdown["unit:stall"] = {"cycles": v["stall_cycles"], "latency_s": stall_s, "energy_j": p_on * stall_s}
+    breakdown.update({u: {"cycles": timing[k], "latency_s": timing[k] / clock_hz} for u, k in _UNITS.items()})
+    breakdown["unit:ddr"] = {"latency_s": timing["ddr_s"], "dram_bytes": timing["ddr_transferred_bytes"]}
+    breakdown["unit:power"] = {"static_shell_w": v["static_shell_power_w"], "cores_w": v["cores_power_w"],
+                               "ddr_w": v["ddr_power_w"]}
+    extra = {k: x for k, x in v.items() if k not in _CORE_KEYS and k != "cycles"}
+    return Metrics(cycles=int(v["cycles"]), feasible=not reasons, reason="; ".join(reasons),
+                   extra=extra, breakdown=breakdown, **{k: v[k] for k in _CORE_KEYS})
 
 
-def simulate(model: str, **design: Any) -> Metrics:
+def simulate(model: "str | ModelConfig", **design: Any) -> Metrics:
     """Per-token metrics of ``model`` on one design of the token-generation platform.
 
-    ``model`` in ``{"block-d512", "370m", "1.3b", "2.7b"}``; ``design`` keywords are the
-    fields of :class:`MatMulFreeDesign` (missing ones take the projected-point defaults).
-    Example: the measured point is ``simulate("block-d512", **MEASURED_DESIGN)``.
-    Returns ``Metrics`` with ``latency_s`` per token, ``tokens_per_s``, ``tokens_per_j``,
-    ``power_w``, resources and a per-unit breakdown; an infeasible design (accumulator
-    overflow possible, over the device budget, unpipelined above 60 MHz) comes back with
-    ``feasible=False`` and the reason. Raises :class:`MatMulFreeInputError` on bad input.
+    ``model``: a short name (``"block-d512"``, ``"370m"``, ``"1.3b"``, ``"2.7b"``), a zoo name
+    (``"mmfree-1.3b"``) or any HGRN-bit :class:`~archgym.workloads.ModelConfig`; ``design``
+    keywords are the fields of :class:`MatMulFreeDesign` (missing ones take the projected-point
+    defaults).  Example: the measured point is ``simulate("block-d512", **MEASURED_DESIGN)``.
+    Returns ``Metrics`` per generated token (``latency_s``, ``cycles`` = latency x clock,
+    ``dram_bytes`` moved, ``tokens_per_s``, ``tokens_per_j``, ``power_w``, resources, a
+    per-layer and per-unit breakdown); an infeasible design (accumulator overflow possible,
+    over the device budget, unpipelined above 60 MHz) comes back with ``feasible=False`` and the
+    reason.  Raises :class:`MatMulFreeInputError` on bad input (one line naming the value).
     """
-    _check_model(model)
+    cfg = _config(model)
     unknown = [k for k in design if k not in PROJECTED_DESIGN]
     if unknown:
         raise MatMulFreeInputError(f"unknown design parameter {unknown[0]!r}; allowed: {', '.join(PROJECTED_DESIGN)}")
-    return _to_metrics(model, asdict(MatMulFreeDesign(**{**PROJECTED_DESIGN, **design})))
-
-
-@lru_cache(maxsize=None)
-def state_error(precision: str) -> float:
-    """Relative RMS error of MLGRU outputs when the recurrent state is stored in ``precision``.
-
-    One MLGRU layer (``rtl_models.ternary.mlgru_sequence``) at d=64 with seeded random
-    weights (numpy default_rng(2406)), 64 tokens of N(0,1) input, the state rounded to the
-    format after every token (as a decode loop stores it), compared with fp32 state:
-    ``||out - out_fp32|| / ||out_fp32||``. Indicative only (random weights, small size).
-    int16 is fixed point s5.10.
-    """
-    if precision not in STATE_PRECISIONS:
-        raise MatMulFreeInputError(f"state_precision={precision!r}; allowed: {', '.join(STATE_PRECISIONS)}")
-    if precision == "fp32":
-        return 0.0
-    from rtl_models.ternary import BitLinearParams, MLGRUParams, StatePrecision, mlgru_sequence
-
-    rng = np.random.default_rng(2406)
-    dm = 64
-
-    def lin() -> BitLinearParams:
-        return BitLinearParams.from_float(rng.normal(0, dm ** -0.5, (dm, dm)), 1 + 0.1 * rng.normal(size=dm))
-
-    params = MLGRUParams(i_proj=lin(), f_proj=lin(), g_proj=lin(), o_proj=lin(),
-                         g_norm_gamma=np.ones(dm, dtype=np.float32))
-    x = rng.normal(size=(64, dm)).astype(np.float32)
-    fmt = StatePrecision(format="fixed", int_bits=5, frac_bits=10) if precision == "int16" else \
-        StatePrecision(format=precision)
-    ref = mlgru_sequence(x, params).out.astype(np.float64)
-    out = mlgru_sequence(x, params, state=fmt).out.astype(np.float64)
-    return float(np.linalg.norm(out - ref) / np.linalg.norm(ref))
+    return _to_metrics(_program(cfg), asdict(MatMulFreeDesign(**{**PROJECTED_DESIGN, **design})))
 
 
 class MatMulFreeSimulator(Simulator):
@@ -458,20 +495,23 @@ class MatMulFreeSimulator(Simulator):
     Parameters: ``cores`` (1-256), ``clock_mhz`` (60-300; > 60 needs ``pipelined``),
     ``mem_port_bits`` (8-512 per core), ``burst_len`` (1-64 beats), ``weight_bits_packed``
     (2.0 or 1.6), ``acc_bits`` (16-32), ``state_precision`` (fp32/bf16/fp16/int16),
-    ``pipelined`` and ``ddr_channels`` (1/2/4). Workloads: one generated token of
-    ``"1.3b"`` (default), ``"370m"``, ``"2.7b"`` or one block at d=512 (``"block-d512"``).
+    ``pipelined`` and ``ddr_channels`` (1/2/4). Workloads: one generated token of any
+    HGRN-bit model: ``"1.3b"`` (default), ``"370m"``, ``"2.7b"``, one block at d=512
+    (``"block-d512"``), a zoo name or an MMfreeLM ``config.json``.
 
-    Metrics: ``latency_s`` per token, ``throughput_per_s`` = ``tokens_per_s``,
-    ``tokens_per_j``, ``power_w``, ``energy_j`` per token, ALM/M20K/DSP counts and
-    utilisation against the Stratix 10 SX 2800, ``state_err_frac`` (see
-    :func:`state_error`) and a per-unit breakdown. The default design is the projected
+    Metrics: ``latency_s`` per token, ``cycles`` = latency x clock (``core_cycles``,
+    ``stall_cycles``), ``dram_bytes`` moved (``weight_bytes`` = footprint), ``throughput_per_s``
+    = ``tokens_per_s``, ``tokens_per_j``, ``power_w``, ``energy_j`` per token, ALM/M20K/DSP
+    counts and utilisation against the Stratix 10 SX 2800, ``state_err_frac`` (see
+    :func:`state_error`) and a per-layer and per-unit breakdown. The default design is the projected
     1.3B point (the paper's deployment claim on the default workload; the measured
     single-core point is ``simulators.matmulfree.MEASURED_DESIGN`` on ``"block-d512"``).
     """
 
     name = "matmulfree"
-    reference = ("MatMul-free LM FPGA (arXiv 2406.02528 v1-v5 §6): measured d=512 block 43 ms within 10 % "
-                 "(model +0.4 %), projected 1.3B 23.8 tok/s within 15 % (model -3.2 %), 13 W by calibration")
+    reference = ("MatMul-free LM FPGA (arXiv 2406.02528 v1-v5 §6), calibrated on all three of its numbers: "
+                 "measured d=512 block 43 ms (model +0.4 %), projected 1.3B 23.8 tok/s (model -3.2 %, the 128 "
+                 "cores derived from it) and 13 W (static power fitted); no held-out paper number")
 
     def __init__(self) -> None:
         self._space = DesignSpace(
@@ -498,7 +538,8 @@ class MatMulFreeSimulator(Simulator):
         d["clock_mhz"] = int(d["clock_mhz"])
         return d
 
-    accepts = "one generated token (decode, batch 1) of a MatMul-free (HGRN-bit) model: 370m, 1.3b, 2.7b, block-d512"
+    accepts = ("one generated token (decode, batch 1) of any HGRN-bit (MatMul-free LM) model: the zoo's mmfree-* "
+               "(aliases 370m, 1.3b, 2.7b, block-d512) or a ModelConfig read from an MMfreeLM config.json")
 
     def workloads(self) -> tuple[str, ...]:
         return tuple(MODELS)
@@ -507,35 +548,55 @@ class MatMulFreeSimulator(Simulator):
         return {short: f"{zoo}/decode" for short, zoo in MODELS.items()}
 
     def check_workload(self, workload) -> None:
+        """HGRN-bit decode at batch 1: the core generates one token of one sequence at a time
+        (a batch would share each weight stream across sequences, which it does not model)."""
         cfg = workload.model
-        if cfg is None or cfg.name not in _ZOO_TO_SHORT or workload.phase != "decode" \
-                or workload.params.get("batch", 1) != 1:
-            raise WorkloadError(f"matmulfree cannot price workload {workload.source!r}: it prices {self.accepts}")
+        why = ("it has no HGRN-bit ModelConfig" if cfg is None or getattr(cfg, "family", None) != "hgrn-bit" else
+               f"phase {workload.phase!r} is not decode" if workload.phase != "decode" else
+               f"batch={workload.params.get('batch')} (only batch 1 is modelled)" if workload.params.get("batch", 1) != 1
+               else "")
+        if why:
+            raise WorkloadError(f"matmulfree cannot price workload {workload.source!r}: {why}; it prices {self.accepts}")
 
-    def _model(self, workload) -> str:
-        return _ZOO_TO_SHORT[self.workload(workload).model.name]
+    def check_design(self, design: Mapping[str, Any]) -> dict:
+        """Every parameter present and valid for :class:`MatMulFreeDesign` (off-grid values allowed:
+        cores 1-4096, clock (0, 300] MHz, port 8-4096 bits in steps of 8, ...); raises
+        :class:`~archgym.InvalidDesign` (a ``ValueError``) naming the value and what is allowed."""
+        if not isinstance(design, Mapping):
+            return super().check_design(design)
+        missing = [k for k in PROJECTED_DESIGN if k not in design]
+        unknown = [k for k in design if k not in PROJECTED_DESIGN]
+        if missing or unknown:
+            raise InvalidDesign(f"missing parameter {missing[0]!r}" if missing else
+                                f"unknown parameter {unknown[0]!r}; parameters: {', '.join(PROJECTED_DESIGN)}")
+        try:
+            d = MatMulFreeDesign(**dict(design))
+        except MatMulFreeInputError as e:
+            raise InvalidDesign(str(e)) from None
+        return {k: getattr(d, k) for k in PROJECTED_DESIGN}
 
-    def evaluate(self, design: Mapping[str, Any], workload) -> Metrics:
-        return _to_metrics(self._model(workload), asdict(MatMulFreeDesign(**dict(design))))
+    def _evaluate(self, design: dict, workload) -> Metrics:
+        return _to_metrics(_program(workload.model), design)
 
-    def evaluate_batch(self, indices: np.ndarray, workload: str) -> dict[str, np.ndarray]:
-        """Numba-batched evaluation of index vectors ``(n, 9)``; same numbers as :meth:`evaluate`."""
-        model = self._model(workload)
-        prog = _program(model)
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1, len(self._space.params))
+    def evaluate_batch(self, indices: np.ndarray, workload) -> dict[str, np.ndarray]:
+        """Numba-batched evaluation of index vectors ``(n, 9)``; same numbers as :meth:`evaluate`
+        (no breakdown)."""
+        prog = _program(self.workload(workload).model)
+        idx = np.asarray(indices)
+        nvec = self._space.nvec
+        if idx.ndim != 2 or idx.shape[1] != len(nvec) or not np.issubdtype(idx.dtype, np.integer) \
+                or (idx.size and ((idx < 0).any() or (idx >= nvec).any())):
+            raise InvalidDesign(f"indices must be an integer array (n, {len(nvec)}) with column j in "
+                                f"[0, {', '.join(str(int(x) - 1) for x in nvec)}][j]; got shape {idx.shape}")
+        idx = idx.astype(np.int64)
         a = {name: vals[idx[:, j]] for j, (name, vals) in enumerate(self._vals.items())}
         a = {k: (v.astype(str) if k == "state_precision" else v.astype(bool) if k == "pipelined"
                  else v.astype(float) if k in ("clock_mhz", "weight_bits_packed") else v.astype(np.int64))
              for k, v in a.items()}
-        C = CONST
         t = _kern.batch_timing(prog.mats, prog.vecs, prog.n_instr, a["cores"], a["clock_mhz"], a["mem_port_bits"],
                                a["burst_len"], _wpb(a["weight_bits_packed"]).astype(np.int64), a["pipelined"],
-                               a["ddr_channels"], int(C["t_req_cycles"]), int(C["fu_latency_cycles"]),
-                               int(C["issue_cycles"]), int(C["sync_base_cycles"]), int(C["sync_per_level_cycles"]),
-                               int(C["act_bus_bits"]), float(C["ddr_latency_ns"]), float(C["ddr_channel_bytes_per_s"]),
-                               int(C["ddr_granule_bytes"]), float(C["ddr_efficiency_frac"]))
-        m = _finish(model, prog, a, t)
-        m.pop("_timing")
+                               a["ddr_channels"], *_kernel_args({}))
+        m = _finish(prog, a, t)
         need = required_acc_bits(prog.k_max)
         feasible = ((a["acc_bits"] >= need) & (m["alm_count"] <= DEVICE["alm"]) & (m["m20k_count"] <= DEVICE["m20k"])
                     & (m["dsp_count"] <= DEVICE["dsp"]) & (a["pipelined"] | (a["clock_mhz"] <= UNPIPELINED_FMAX_MHZ)))

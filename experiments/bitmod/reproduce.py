@@ -5,7 +5,7 @@ Run:  python experiments/bitmod/reproduce.py [--out experiments/bitmod/results]
 Writes ``results.md`` (tables), ``results.csv`` (one row per model x accelerator x task)
 and ``speedup_energy.png`` (bar plots), and prints the tables.  Paper numbers: the
 Fig. 7 raw cycles (``bitmod_fig7_cycles.json``, three models), the per-model speedups
-and normalized energies of bitmod.md §4.1-4.2 (two decimals / three decimals), and the
+and normalized energies behind Fig. 7/8 (tests/data/bitmod_paper.json; two / three decimals), and the
 headline means 1.69x (vs ANT) and 1.48x (vs OliVe).
 """
 
@@ -24,23 +24,9 @@ HERE = Path(__file__).parent
 FIG7 = HERE.parent.parent / "tests" / "data" / "bitmod_fig7_cycles.json"  # copy of the reference sheet's file
 NAMES = {"fp16": "FP16", "ant": "ANT", "olive": "OliVe", "bitmod-lossless": "BitMoD-LL", "bitmod-lossy": "BitMoD-LY"}
 JSON_MODELS = {"opt-1.3b": "OPT-1.3B", "llama-2-7b": "Llama-2-7B", "llama-3-8b": "Llama-3-8B"}
-# bitmod.md §4.1 (speedup over FP16) and §4.2 (normalized total energy), model order as MODELS
-PAPER_SPEEDUP = {
-    "prefill": {"ant": [1.52, 1.65, 1.66, 1.62, 1.64, 1.75], "olive": [1.66, 1.80, 1.83, 1.79, 1.83, 1.98],
-                "bitmod-lossless": [1.99, 2.02, 2.04, 1.91, 1.89, 2.09],
-                "bitmod-lossy": [2.87, 2.72, 3.04, 2.62, 2.57, 3.12]},
-    "generative": {"ant": [2.42, 2.50, 2.46, 2.52, 2.50, 2.72], "olive": [2.88, 2.93, 2.89, 3.08, 3.06, 3.25],
-                   "bitmod-lossless": [2.41, 2.41, 2.43, 2.39, 2.36, 2.45],
-                   "bitmod-lossy": [4.20, 4.09, 4.33, 4.09, 4.00, 4.34]},
-}
-PAPER_ENERGY = {
-    "prefill": {"ant": [.534, .503, .435, .479, .466, .427], "olive": [.513, .475, .398, .445, .428, .387],
-                "bitmod-lossless": [.499, .483, .419, .463, .458, .417],
-                "bitmod-lossy": [.387, .370, .294, .347, .343, .292]},
-    "generative": {"ant": [.391, .389, .380, .382, .383, .347], "olive": [.338, .341, .330, .321, .322, .296],
-                   "bitmod-lossless": [.419, .418, .400, .412, .413, .400],
-                   "bitmod-lossy": [.248, .250, .228, .244, .247, .229]},
-}
+PAPER = HERE.parent.parent / "tests" / "data" / "bitmod_paper.json"  # Fig. 7/8 per-model ratios, Table VI
+PAPER_SPEEDUP = json.loads(PAPER.read_text())["speedup_over_fp16"]
+PAPER_ENERGY = json.loads(PAPER.read_text())["normalized_energy"]
 
 
 def collect() -> dict:
@@ -59,7 +45,7 @@ def collect() -> dict:
 
 def headline(res: dict) -> dict[str, float]:
     """Lossy BitMoD speedup over ANT and OliVe: mean over models per task, then mean of the two
-    rounded task means (how the paper's 1.69x / 1.48x are formed, bitmod.md §4.1)."""
+    rounded task means (how the paper's 1.69x / 1.48x of Section V-C are formed)."""
     out = {}
     for base in ("ant", "olive"):
         task_means = []

@@ -30,9 +30,9 @@ def fits() -> dict[str, float]:
     """Re-derive the two fitted constants from their calibration points (unrounded)."""
     m = simulate("block-d512", **MEASURED_DESIGN)
     b = m.breakdown
-    other = m.cycles - b["tmm"]["cycles"]
+    other = m.cycles - b["unit:tmm"]["cycles"]
     beats = D512_WEIGHTS // 4
-    lat_total = b["tmm"]["cycles"] - beats * (CONST["t_req_cycles"] + 2)
+    lat_total = b["unit:tmm"]["cycles"] - beats * (CONST["t_req_cycles"] + 2)
     t_req = (PAPER_BLOCK_S * 60e6 - other - lat_total) / beats - 2
     p = simulate("1.3b")
     static = PAPER_POWER_W - p.extra["cores_power_w"] - p.extra["ddr_power_w"]
@@ -45,17 +45,17 @@ def calibration_rows() -> list[dict]:
     proj = simulate("1.3b")
     rows = [
         ("measured", "d=512 block latency (ms), 1 core, 8-bit port, 60 MHz", PAPER_BLOCK_S * 1e3,
-         meas.latency_s * 1e3, "10 % (issue)", "paper §6 (measured)"),
+         meas.latency_s * 1e3, "10 % (issue)", "paper §6 (measured); calibration: t_req_cycles fitted on it"),
         ("measured", "cycles per ternary weight", PAPER_BLOCK_S * 60e6 / D512_WEIGHTS, meas.cycles / D512_WEIGHTS,
          "-", "derived: 43 ms x 60 MHz / 3,407,872 weights"),
         ("projected", "1.3B tokens/s", PAPER_TOK_S, proj.extra["tokens_per_s"], "15 % (issue)",
-         "paper v1-v5 (projection; press 23.8, Graphcore review ~24)"),
+         "paper v1-v5 (projection; press 23.8, Graphcore review ~24); calibration: the 128 cores derived from it"),
         ("projected", "1.3B power (W)", PAPER_POWER_W, proj.power_w, "15 % (issue)",
-         "paper abstract '13W'; model: by calibration of static_shell_w"),
+         "paper abstract '13W'; calibration: static_shell_w fitted on it"),
         ("projected", "1.3B tokens/J", PAPER_TOK_S / PAPER_POWER_W, proj.extra["tokens_per_j"], "-",
          "derived: 23.8 / 13"),
-        ("projected", "1.3B weight traffic (GB/s)", 7.7, proj.dram_bytes * proj.extra["tokens_per_s"] / 1e9, "-",
-         "derived (matmulfree.md §7.3)"),
+        ("projected", "1.3B weight traffic (GB/s)", 7.7, proj.extra["weight_bytes"] * proj.extra["tokens_per_s"] / 1e9,
+         "-", "derived: 324.7 MB of 2-bit weights per token x 23.8 tokens/s"),
     ]
     out = []
     for point, quantity, paper, model, tol, source in rows:
