@@ -159,6 +159,9 @@ def load_workload(source: str | Workload, *, phase: str | None = None, batch: in
         raise WorkloadError(f"workload file {src!r} has changed: its sha256 starts {digest}, the text asks for "
                             f"{want_digest}")
     canonical = format_workload(src, {**q, "sha256": digest})
+    if ext == ".json":  # which defaults apply depends on the model family the file declares
+        filled = {k: v for k, v in (defaults or {}).items()
+                  if q.get(k) is None and k in family_params(_hf_config(path).family)}
     q = {**filled, **q}
     key = (os.path.abspath(path), digest, tuple(sorted((k, str(v)) for k, v in q.items())))
     hit = _CACHE.get(key)
@@ -177,7 +180,7 @@ def _accepted(src: str) -> tuple[str, ...]:
     if _is_zoo(src):
         return family_params(get_model(src.partition("/")[0]).family)
     ext = os.path.splitext(src)[1].lower()
-    return {".csv": ("batch",), ".onnx": ("batch", "seq_len")}.get(ext, WORKLOAD_PARAMS)
+    return {".csv": ("batch",), ".onnx": ("batch", "seq_len")}.get(ext, ())
 
 
 def _zoo(src: str, given: dict[str, Any], filled: dict[str, Any]) -> Workload:
@@ -208,9 +211,7 @@ def _read_file(path: str, ext: str, src: str, q: dict[str, Any], canonical: str)
         _only(src, q, ("batch",))
         w = read_topology(path, batch=q.get("batch", 1))
     elif ext == ".json":
-        from .hf_config import config_from_hf
-
-        cfg = config_from_hf(path)
+        cfg = _hf_config(path)
         w = model_workload(cfg, q.pop("phase", None), **{k: v for k, v in q.items() if k != "dims"})
         if q.get("dims"):
             raise WorkloadError(f"workload {src!r}: dim.* parameters apply to ONNX graphs only")
@@ -220,6 +221,12 @@ def _read_file(path: str, ext: str, src: str, q: dict[str, Any], canonical: str)
         _only(src, q, ("batch", "seq_len", "dims"))
         w = read_onnx(path, batch=q.get("batch"), seq_len=q.get("seq_len"), dims=q.get("dims") or {})
     return _with_source(w, canonical)
+
+
+def _hf_config(path: str):
+    from .hf_config import config_from_hf
+
+    return config_from_hf(path)
 
 
 def _only(src: str, q: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
