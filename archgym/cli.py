@@ -66,6 +66,7 @@ def _auto(v: str) -> Any:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from .agent import BadHyperparameter, UnknownAgent
     from .objective import ObjectiveError
+    from .optimum import NoExactMethod  # noqa: F401 - a ValueError, listed for the record
     from .space import InvalidDesign
     from .store import StoreError
 
@@ -143,6 +144,25 @@ def _objective(args: argparse.Namespace):
         base = spec if isinstance(spec, str) else (spec or {}).get("spec")
         return Objective.parse(base, args.target)
     return Objective.parse(args.objective, args.target or ())
+
+
+def cmd_optimum(args: argparse.Namespace) -> int:
+    from .metrics import format_metric
+    from .optimum import optimum
+    from .runner import make_evaluator
+
+    ev = make_evaluator(args.env_id, workload=args.workload, objective=_objective(args),
+                        simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"),
+                        fixed=_parse_assignments(args.fix, "--fix") or None, workload_params=_workload_params(args))
+    o = optimum(ev)
+    e = ev.evaluate(o.design)
+    print(f"{args.env_id} on {ev.workload.spec}: {ev.objective.describe()}")
+    print(f"exact optimum: reward {o.reward:.6f}, cost {o.cost:.6g}"
+          + (f"; targets met: {e.target_met}" if ev.objective.targets else ""))
+    print("design: " + ", ".join(f"{k}={v}" for k, v in o.design.items()))
+    print("  " + e.metrics.summary().replace("\n", "\n  "))
+    print(f"how: {o.method}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace, agent_params: dict[str, Any]) -> int:
@@ -307,6 +327,11 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     if agent is not None:
         _add_agent_options(r, agent)
+    o = sub.add_parser("optimum", help="the exact optimum of an env's objective and how it was found")
+    _add_env_opts(o)
+    _add_objective_opts(o)
+    o.add_argument("--fix", action="append", default=[], metavar="PARAM=VALUE",
+                   help="pin a design parameter; the optimum is over the rest (repeatable)")
     x = sub.add_parser("export", help="export the run log to CSV or Parquet")
     x.add_argument("--db", default="runs.db")
     x.add_argument("--out", required=True, help="output file (.csv or .parquet)")
@@ -385,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             params = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
             return cmd_run(args, params)
         return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
+                "optimum": cmd_optimum,
                 "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep}[args.cmd](args)
     except KeyboardInterrupt:
         print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)

@@ -109,6 +109,13 @@ class Simulator(ABC):
         out["feasible"] = np.array([r.feasible for r in rows], dtype=bool)
         return out
 
+    def exact_optimum(self, evaluator: "Evaluator") -> Any:
+        """An exact optimisation method of the simulator's own (e.g. branch and bound over a
+        space too large to enumerate) for ``evaluator``'s objective, returning an
+        :class:`archgym.optimum.Optimum`; ``None`` when it has none for this objective
+        (:func:`archgym.optimum.optimum` then enumerates, where the space allows)."""
+        return None
+
     # --- workloads -----------------------------------------------------------------
     def workload_aliases(self) -> Mapping[str, str]:
         """Short workload names this simulator accepts, mapped to loadable text."""
