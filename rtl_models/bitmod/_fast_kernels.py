@@ -110,9 +110,13 @@ def _rne_up(a, k, notrunc):
 @numba.njit(cache=True, inline="always")
 def _lane(mag, k, w, neg, notrunc):
     """One lane of a cycle: ``pe._rshift_mag(mag, k)`` with the product's sign, 0 if the
-    term's mantissa bit is 0. ``mag < 2**20``, so shifts beyond 31 give 0 either way."""
+    term's mantissa bit is 0. ``mag < 2**20``, so shifts beyond 31 give 0 either way.
+
+    RNE without compares: with one appended zero bit the shift is >= 1, and
+    ``RNE(v / 2**k) = (2v + 2**k - 1 + lsb) >> (k + 1)``, lsb = bit k of v (0 when truncating).
+    """
     kc = min(k, 31)
-    q = (mag >> kc) + _rne_up(mag, kc, notrunc)
+    q = ((mag << 1) + ((np.int64(1) << kc) - 1 + ((mag >> kc) & 1)) * notrunc) >> (kc + 1)
     q = q if (w > 0) != neg else -q
     return q * (w != 0)
 
