@@ -122,7 +122,7 @@ def _bitmod_layer(w: np.ndarray, opts: Mapping[str, Any], name: str):
             raise EmulationError(f"layer {name!r}: an activation is beyond the FP16 range of the BitMoD PE "
                                  f"(max |x| = {np.max(np.abs(x)):g})")
         return pe_dot_fast(quant, x16, config=cfg).outputs
-    return run, f"bitmod {opts['bits']}-bit g{opts['group']}"
+    return run, f"bitmod {opts['bits']}-bit g{opts['group']}", (16, opts["bits"])
 
 
 def _systolic_layer(w: np.ndarray, opts: Mapping[str, Any], name: str):
@@ -135,7 +135,7 @@ def _systolic_layer(w: np.ndarray, opts: Mapping[str, Any], name: str):
         xq, sx = _sym_quant(x.astype(np.float64), qa, qa, 1, -qa, qa)  # per token
         acc = gemm_fast(xq, wq.T, acc_bits=opts["acc_bits"], overflow="wrap")
         return acc * sx * sw.T
-    return run, f"systolic-int a{opts['a_bits']} w{opts['w_bits']} acc{opts['acc_bits']}"
+    return run, f"systolic-int a{opts['a_bits']} w{opts['w_bits']} acc{opts['acc_bits']}", (opts["a_bits"], opts["w_bits"])
 
 
 _AQ_GROUPS = (("qkv", r"(q|k|v|qkv)_proj$|query$|key$|value$|c_attn$"),
@@ -160,7 +160,7 @@ def _agilequant_layer(w: np.ndarray, opts: Mapping[str, Any], name: str):
     g = agilequant_group(name)
     a_bits, w_bits, drain = opts["design"][f"a_bits_{g}"], opts["design"][f"w_bits_{g}"], opts["design"][f"group_size_{g}"]
     if 16 in (a_bits, w_bits):
-        return None, f"fp16 ({g})"
+        return None, f"fp16 ({g})", (a_bits, w_bits)
     # Agile-Quant's released quantizers: s = max|v| / (2**(b-1) - 0.5), q = clip(round(v/s))
     qa, qw = (1 << (a_bits - 1)), (1 << (w_bits - 1))
     wq, sw = _sym_quant(w.astype(np.float64), qw, qw - 0.5, 1, -qw, qw - 1)
@@ -179,7 +179,7 @@ def _agilequant_layer(w: np.ndarray, opts: Mapping[str, Any], name: str):
         else:
             acc = gemm_fast(xq, wq.T, acc_bits=32, overflow="wrap")
         return acc * sx * sw.T
-    return run, label
+    return run, label, (a_bits, w_bits)
 
 
 def _matmulfree_layer(w: np.ndarray, opts: Mapping[str, Any], name: str):
@@ -192,7 +192,7 @@ def _matmulfree_layer(w: np.ndarray, opts: Mapping[str, Any], name: str):
     def run(x: np.ndarray) -> np.ndarray:
         return bitlinear_normed_fast(x.astype(np.float32), t, tw.beta, rounding=opts["rounding"],
                                      acc_bits=opts["acc_bits"]).out
-    return run, f"ternary-bitlinear acc{opts['acc_bits']} {opts['rounding']}"
+    return run, f"ternary-bitlinear acc{opts['acc_bits']} {opts['rounding']}", (8, 2)
 
 
 # --------------------------------------------------------------------------- options
@@ -230,8 +230,6 @@ def _options(accelerator: str, design: Mapping[str, Any], given: Mapping[str, An
 
 _BUILDERS: dict[str, Callable] = {"bitmod": _bitmod_layer, "systolic": _systolic_layer,
                                   "agilequant": _agilequant_layer, "matmulfree": _matmulfree_layer}
-_OPERAND_BITS = {"bitmod": lambda o: (16, o["bits"]), "systolic": lambda o: (o["a_bits"], o["w_bits"]),
-                 "agilequant": lambda o: (8, 4), "matmulfree": lambda o: (8, 2)}
 
 
 # --------------------------------------------------------------------------- costs
@@ -294,7 +292,6 @@ def emulate(module, accelerator: str, *, inputs, design: Mapping[str, Any] | Non
     full = {**default, **dict(design or {})}
     opts = _options(accelerator, full, options)
     build = _BUILDERS[accelerator]
-    a_bits, w_bits = _OPERAND_BITS[accelerator](opts)
     rows: dict[str, LayerRow] = {}
     layers: dict[str, Callable | None] = {}
 
@@ -302,8 +299,8 @@ def emulate(module, accelerator: str, *, inputs, design: Mapping[str, Any] | Non
         def hook(mod, args, output):
             x = args[0]
             if name not in layers:
-                layers[name], label = build(lin.weight.detach().cpu().double().numpy(), opts, name)
-                rows[name] = LayerRow(name, 0, lin.in_features, lin.out_features, 0, label)
+                layers[name], label, (a_bits, w_bits) = build(lin.weight.detach().cpu().double().numpy(), opts, name)
+                rows[name] = LayerRow(name, 0, lin.in_features, lin.out_features, 0, label, a_bits, w_bits)
             row = rows[name]
             tokens = int(np.prod(x.shape[:-1]))
             row.m += tokens
@@ -332,8 +329,6 @@ def emulate(module, accelerator: str, *, inputs, design: Mapping[str, Any] | Non
         for h in handles:
             h.remove()
     result_rows = tuple(rows.values())
-    for r in result_rows:
-        r.a_bits, r.w_bits = a_bits, w_bits
     if costs and result_rows:
         for r, c in zip(result_rows, layer_costs(accelerator, full, result_rows)):
             r.cycles, r.latency_s, r.energy_j = c["cycles"], c["latency_s"], c["energy_j"]

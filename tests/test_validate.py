@@ -276,6 +276,15 @@ def test_registry_entries_are_complete():
                                                        ValidationReport)
 
 
+def test_import_archgym_loads_neither_torch_nor_rtl_models():
+    import subprocess
+
+    code = ("import sys, archgym; archgym.validate; archgym.emulate; "
+            "print(sorted(m for m in ('torch', 'rtl_models', 'numba', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_import_kernel_from_current_directory(tmp_path, monkeypatch):
     (tmp_path / "kern_cwd_a.py").write_text("def f(a, w):\n    return a @ w\nx = 3\n")
     (tmp_path / "kern_cwd_broken.py").write_text("def f(:\n")

@@ -17,6 +17,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
+__all__ = ["pe_rows", "fsum_rows", "add_round", "round_to", "bitlen"]
+
 _EXACT_SHIFT = 30  # exponent differences up to this are added exactly in int64
 
 
@@ -221,3 +223,50 @@ def pe_rows(codes, term_m, term_e, bsig, mag, a_exp, a_neg, scale_m, scale_x, ha
                 m_, x_ = round_to(m_ * ch_m[r], x_ + ch_x[r], p_out, trunc)
             out_m[t, r] = m_
             out_x[t, r] = x_
+
+
+@numba.njit(cache=True, parallel=True)
+def fsum_rows(pieces, out):
+    """``out[i] = math.fsum(pieces[i])``: the correctly rounded sum of each row (CPython's
+    ``msum`` with its half-even fix-up across partials; finite inputs, no overflow)."""
+    n_rows, n = pieces.shape
+    for row in prange(n_rows):
+        partials = np.empty(n + 1)
+        m = 0
+        for j in range(n):
+            x = pieces[row, j]
+            i = 0
+            for p in range(m):
+                y = partials[p]
+                if abs(x) < abs(y):
+                    x, y = y, x
+                hi = x + y
+                lo = y - (hi - x)
+                if lo != 0.0:
+                    partials[i] = lo
+                    i += 1
+                x = hi
+            partials[i] = x
+            m = i + 1
+        if m == 0:
+            out[row] = 0.0
+            continue
+        k = m - 1
+        hi = partials[k]
+        lo = 0.0
+        while k > 0:
+            x = hi
+            k -= 1
+            y = partials[k]
+            hi = x + y
+            yr = hi - x
+            lo = y - yr
+            if lo != 0.0:
+                break
+        if k > 0 and ((lo < 0.0 and partials[k - 1] < 0.0) or (lo > 0.0 and partials[k - 1] > 0.0)):
+            y = lo * 2.0
+            x = hi + y
+            yr = x - hi
+            if y == yr:
+                hi = x
+        out[row] = hi

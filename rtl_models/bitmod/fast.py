@@ -10,7 +10,7 @@ channels and tokens at once:
   mantissas, see :mod:`._fast_kernels`;
 * :meth:`PEConfig.exact` (every width None): the exact dot product rounded once to float64,
   from float64 BLAS products that are exact per group (below) and a correctly rounded sum
-  (``math.fsum``).
+  (``math.fsum``'s algorithm).
 
 Why a group's dot product is exact in float64 BLAS: an FP16 activation is ``sig * 2**(e-25)``
 with ``sig < 2**11`` and ``1 <= e <= 30``, a weight code is at most 16 in magnitude (5 bits;
@@ -20,12 +20,11 @@ not below 2**53 for INT8 codes, so groups are split into chunks of at most 16 we
 INT8/INT6 codes (``11+8+29+4 = 52`` bits) and 128 weights otherwise (``11+5+29+7 = 52``).
 Each chunk sum is then exact in any summation order, the products with the group scale are
 split (Dekker) into pieces that are exact in float64, and ``math.fsum`` returns the correctly
-rounded float64 of their exact sum, which is the slow model's single final rounding.
+rounded float64 of their exact sum (CPython's ``math.fsum`` algorithm, as a numba kernel), which
+is the slow model's single final rounding.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -144,21 +143,19 @@ def _exact(quant: BitmodQuant, a2: np.ndarray) -> np.ndarray:
         gscale = quant.scales.astype(np.float64)                  # [K, NG], 11-bit significands
     else:  # (sum_g q_g dot_g) * s_ch, rounded once: fold s_ch into each exact piece
         gscale = quant.scale_codes.astype(np.float64) * quant.channel_scales.astype(np.float64)[:, None]
-    pieces = []
+    n_chunks = -(-group // chunk)
+    stack = np.empty((t, k_out, 2 * ng * n_chunks))                  # every piece of every output
+    col = 0
     for g in range(ng):
         end = (g + 1) * group
+        s = gscale[:, g][None, :]                                    # <= 19 significant bits
         for c0 in range(g * group, end, chunk):
             c1 = min(c0 + chunk, end)
-            dot = a[:, c0:c1] @ w[:, c0:c1].T                       # [T, K], exact (module doc)
+            dot = a[:, c0:c1] @ w[:, c0:c1].T                        # [T, K], exact (module doc)
             hi, lo = _split(dot)
-            s = gscale[:, g][None, :]                               # <= 19 significant bits
-            pieces += [hi * s, lo * s]                              # <= 46 bits each: exact
-    stack = np.stack(pieces, axis=-1)                               # [T, K, pieces]
-    out = np.empty((t, k_out))
-    for i in range(t):
-        for r in range(k_out):
-            out[i, r] = math.fsum(stack[i, r])
-    return out
-
-
-assert LANES == 4  # the kernel unrolls four lanes
+            stack[:, :, col] = hi * s                                # <= 46 bits each: exact
+            stack[:, :, col + 1] = lo * s
+            col += 2
+    out = np.empty(t * k_out)
+    _k.fsum_rows(stack.reshape(t * k_out, -1), out)                  # math.fsum of each output
+    return out.reshape(t, k_out)
