@@ -17,7 +17,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-__all__ = ["pe_rows", "fsum_rows", "add_round", "round_to", "bitlen"]
+__all__ = ["pe_rows", "pe_rows_serial", "fsum_rows", "fsum_rows_serial", "add_round", "round_to", "bitlen"]
 
 _EXACT_SHIFT = 30  # exponent differences up to this are added exactly in int64
 
@@ -123,8 +123,7 @@ def _lane(mag, k, w, neg, notrunc):
     return q * (w != 0)
 
 
-@numba.njit(cache=True, parallel=True)
-def pe_rows(codes, term_m, term_e, bsig, mag, a_exp, a_neg, scale_m, scale_x, has_ch, ch_m, ch_x,
+def _pe_rows(codes, term_m, term_e, bsig, mag, a_exp, a_neg, scale_m, scale_x, has_ch, ch_m, ch_x,
             group, g_bits, p_acc, p_deq, p_out, trunc, out_m, out_x):
     """Every (token, output channel) of the BitMoD PE with finite widths (``pe.BitmodPE._run``).
 
@@ -225,8 +224,7 @@ def pe_rows(codes, term_m, term_e, bsig, mag, a_exp, a_neg, scale_m, scale_x, ha
             out_x[t, r] = x_
 
 
-@numba.njit(cache=True, parallel=True)
-def fsum_rows(pieces, out):
+def _fsum_rows(pieces, out):
     """``out[i] = math.fsum(pieces[i])``: the correctly rounded sum of each row (CPython's
     ``msum`` with its half-even fix-up across partials; finite inputs, no overflow)."""
     n_rows, n = pieces.shape
@@ -270,3 +268,11 @@ def fsum_rows(pieces, out):
             if y == yr:
                 hi = x
         out[row] = hi
+
+
+# One body, two compilations: the threaded one for layers, a serial one for small inputs (a
+# validation case), where starting the thread pool costs more than the work.
+pe_rows = numba.njit(cache=True, parallel=True)(_pe_rows)
+pe_rows_serial = numba.njit(cache=True)(_pe_rows)
+fsum_rows = numba.njit(cache=True, parallel=True)(_fsum_rows)
+fsum_rows_serial = numba.njit(cache=True)(_fsum_rows)

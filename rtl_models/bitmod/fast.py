@@ -39,6 +39,7 @@ __all__ = ["pe_dot_fast", "FAST_LIMITS"]
 #: mantissa stays within 26 bits, so exact alignments fit int64 with room to spare.
 FAST_LIMITS = {"guard_bits": 8, "acc_man_bits": 24, "deq_man_bits": 25, "out_man_bits": 26}
 _BIAS_FRAC = 25  # an FP16 value is significand * 2**(biased exponent - 15 - 10)
+_PARALLEL_MACS = 1 << 20  # below this many MACs the serial kernels are faster than the threaded ones
 
 
 def _decode_f16(a: np.ndarray):
@@ -114,7 +115,8 @@ def pe_dot_fast(quant: BitmodQuant, activations, *, config: PEConfig | None = No
             ch_m = ch_x = np.zeros(k_out, np.int64)
         out_m = np.empty((a2.shape[0], k_out), np.int64)
         out_x = np.empty((a2.shape[0], k_out), np.int64)
-        _k.pe_rows(np.ascontiguousarray(quant.codes, dtype=np.int8), tm, te, bsig,
+        kernel = _k.pe_rows if a2.shape[0] * c * k_out >= _PARALLEL_MACS else _k.pe_rows_serial
+        kernel(np.ascontiguousarray(quant.codes, dtype=np.int8), tm, te, bsig,
                    np.ascontiguousarray((sig << g).T), np.ascontiguousarray(e.T), np.ascontiguousarray(neg.T),
                    np.ascontiguousarray(scale_m), np.ascontiguousarray(scale_x), int8,
                    np.ascontiguousarray(ch_m), np.ascontiguousarray(ch_x), quant.group, g,
@@ -157,5 +159,6 @@ def _exact(quant: BitmodQuant, a2: np.ndarray) -> np.ndarray:
             stack[:, :, col + 1] = lo * s
             col += 2
     out = np.empty(t * k_out)
-    _k.fsum_rows(stack.reshape(t * k_out, -1), out)                  # math.fsum of each output
+    fsum = _k.fsum_rows if t * c * k_out >= _PARALLEL_MACS else _k.fsum_rows_serial
+    fsum(stack.reshape(t * k_out, -1), out)                          # math.fsum of each output
     return out.reshape(t, k_out)
