@@ -12,6 +12,9 @@ from .registry import EnvSpec, env_ids, load_plugins, make, plugin_errors, regis
 from .registry import _register_builtins as _register_builtins
 from .simulator import Evaluation, Evaluator, Simulator, load_simulator
 from .space import Choice, Constraint, DesignSpace, FloatRange, IntRange, InvalidDesign, Param, Pow2
+# the functions, not their modules (neither module imports torch or rtl_models at import time)
+from .validate import validate
+from .emulate import emulate
 
 __version__ = "0.1.0"
 
@@ -20,6 +23,7 @@ __all__ = [
     "EnvSpec", "env_ids", "make", "register_env", "spec_of", "load_plugins", "plugin_errors",
     "Evaluation", "Evaluator", "Simulator", "load_simulator",
     "Choice", "Constraint", "DesignSpace", "FloatRange", "IntRange", "InvalidDesign", "Param", "Pow2",
+    "validate", "emulate",
 ]
 
 _register_builtins()

@@ -269,6 +269,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate
+
+    report = validate(args.kernel, args.datapath, cases=args.cases, seed=args.seed, shrink=args.shrink,
+                      progress=False if args.quiet else "auto", **_parse_assignments(args.opt, "--opt"))
+    print(report.summary())
+    return report.exit_code
+
+
 # --- parser ------------------------------------------------------------------------------
 def _add_env_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered env id (see `archgym envs`)")
@@ -355,6 +364,16 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--max-runs", type=int, default=100_000,
                     help="refuse a spec that expands to more runs than this (default: 100,000)")
     sw.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    v = sub.add_parser("validate", help="check a kernel bit-exactly against a datapath model (exit 1 on a mismatch)")
+    v.add_argument("datapath", help="systolic-int, bitmod, smmw-w4a8, smmw-w4a4, ternary-bitlinear or moe-fixed")
+    v.add_argument("--kernel", required=True, metavar="MODULE:FUNCTION",
+                   help="the kernel; MODULE is imported from sys.path, else from the current directory")
+    v.add_argument("--cases", type=int, default=1000, help="number of seeded cases (default: 1000)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="datapath option, e.g. acc_bits=20 (repeatable; see docs/validate.md)")
+    v.add_argument("--shrink", type=int, default=3, help="failing cases to shrink (default: 3)")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -410,8 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             params = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
             return cmd_run(args, params)
         return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
-                "optimum": cmd_optimum,
-                "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep}[args.cmd](args)
+                "optimum": cmd_optimum, "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep,
+                "validate": cmd_validate}[args.cmd](args)
     except KeyboardInterrupt:
         print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)
         return 130
