@@ -392,6 +392,22 @@ class DesignSpace:
         d = self.validate(design)
         return np.array([p.index(d[p.name]) for p in self.params], dtype=np.int64)
 
+    def check_indices(self, indices: Any) -> np.ndarray:
+        """A batch of index vectors as ``int64 (n, d)``, or one :class:`InvalidDesign` naming the
+        first entry outside the grid (row, parameter, value, allowed range): for batched
+        evaluators, where numpy would wrap a negative index or fail with an IndexError."""
+        idx = np.asarray(indices)
+        d = len(self.params)
+        if idx.ndim != 2 or idx.shape[1] != d or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
+            raise InvalidDesign(f"indices must be an integer array of shape (n, {d}); got shape {idx.shape}, "
+                                f"dtype {idx.dtype}")
+        bad = (idx < 0) | (idx >= self._nvec)
+        if bad.any():
+            i, j = (int(x) for x in np.argwhere(bad)[0])
+            raise InvalidDesign(f"indices[{i}, {j}] = {int(idx[i, j])} ({self.params[j].name}) is outside "
+                                f"0..{int(self._nvec[j]) - 1}")
+        return idx.astype(np.int64, copy=False)
+
     def decode(self, indices: Sequence[int] | np.ndarray) -> dict:
         """Integer index vector -> design dict (raises on out-of-range indices)."""
         idx = np.asarray(indices).reshape(-1)

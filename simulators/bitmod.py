@@ -568,13 +568,7 @@ class BitmodSimulator(Simulator):
         """Numba-batched evaluation of index vectors ``(n, 9)``: every metric of :meth:`evaluate`
         (NaN where infeasible) plus ``feasible``; no per-layer breakdown."""
         t = self._lowered(self.workload(workload))
-        idx = np.asarray(indices)
-        nvec = self._space.nvec
-        if idx.ndim != 2 or idx.shape[1] != len(nvec) or not np.issubdtype(idx.dtype, np.integer) \
-                or (idx.size and ((idx < 0).any() or (idx >= nvec).any())):
-            raise InvalidDesign(f"indices must be an integer array (n, {len(nvec)}) with column j in "
-                                f"[0, {', '.join(str(int(x) - 1) for x in nvec)}][j]; got shape {idx.shape}")
-        idx = idx.astype(np.int64)
+        idx = self._space.check_indices(indices)
         tr, tc, dp, dt, gs, ab, wb, bw, clk = (v[idx[:, j]] for j, v in enumerate(self._vals))
         bits = np.array([_DTYPE_BITS[x] for x in W_DTYPES], dtype=np.float64)[idx[:, 3]]
         w_bits = bits + SCALE_BITS / gs

@@ -582,13 +582,7 @@ class MatMulFreeSimulator(Simulator):
         """Numba-batched evaluation of index vectors ``(n, 9)``; same numbers as :meth:`evaluate`
         (no breakdown)."""
         prog = _program(self.workload(workload).model)
-        idx = np.asarray(indices)
-        nvec = self._space.nvec
-        if idx.ndim != 2 or idx.shape[1] != len(nvec) or not np.issubdtype(idx.dtype, np.integer) \
-                or (idx.size and ((idx < 0).any() or (idx >= nvec).any())):
-            raise InvalidDesign(f"indices must be an integer array (n, {len(nvec)}) with column j in "
-                                f"[0, {', '.join(str(int(x) - 1) for x in nvec)}][j]; got shape {idx.shape}")
-        idx = idx.astype(np.int64)
+        idx = self._space.check_indices(indices)
         a = {name: vals[idx[:, j]] for j, (name, vals) in enumerate(self._vals.items())}
         a = {k: (v.astype(str) if k == "state_precision" else v.astype(bool) if k == "pipelined"
                  else v.astype(float) if k in ("clock_mhz", "weight_bits_packed") else v.astype(np.int64))

@@ -260,5 +260,5 @@ def test_off_grid_design_and_bad_batch_indices():
     sim = MatMulFreeSimulator()
     m = sim.evaluate({**sim.default_design(), "cores": 100, "clock_mhz": 75.5}, "370m")
     assert m.feasible and m.extra["active_cores_count"] <= 100
-    with pytest.raises(InvalidDesign, match="indices must be an integer array"):
+    with pytest.raises(InvalidDesign, match=r"indices\[0, 8\] = 3 \(ddr_channels\) is outside 0..2"):
         sim.evaluate_batch(np.array([[0, 0, 0, 0, 0, 0, 0, 0, 3]]), "1.3b")
