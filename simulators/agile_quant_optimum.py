@@ -40,7 +40,7 @@ two that can reach 0 or below, ``dram_overflow_bytes`` and a minimised
 ``v`` the same way.  Feasibility (``W`` within DRAM) is monotone in ``W``.  Each
 metric is a monotone function of exactly one sum with the signs listed above, and
 ``dir`` is defined only when every metric on a sum asks for the same direction
-(otherwise the objective is refused).  Composing monotone maps gives the claim.
+(otherwise the objective is not supported).  Composing monotone maps gives the claim.
 
 Consequences, both used below for one global combination at a time:
 
@@ -68,16 +68,15 @@ Supported objectives: any product of the metrics above (``gemm_macs``,
 ``prune_nsr_ratio`` and ``pruned_frac`` too) with any ``<=``/``>=`` targets on them,
 as long as no sum is wanted both small and large (e.g. ``latency_s`` with
 ``throughput_per_s>=x`` is fine: both prefer small ``T``; ``latency_s`` with
-``latency_s>=x`` is not).  Anything else is refused with one line saying why
-(use :func:`archgym.sweep.exhaustive` on a sub-space pinned with ``fixed``).
+``latency_s>=x`` is not).  For anything else the search falls back to
+:func:`archgym.sweep.exhaustive` when the evaluator's space has at most 2e7 designs
+(e.g. pinned with ``fixed``), and otherwise refuses with one line saying why.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numba
 import numpy as np
@@ -246,7 +245,7 @@ class _Problem:
 
 def _search_combo(pb: _Problem, ri: int, si: int, pi: int, di: int, best: float, stats: list[int]
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dominance + bound search of one combination: (keys, rewards, oriented sums) of its leaves
+    """Dominance + bound search of one combination: (keys, rewards, raw sums T, B, W, N) of its leaves
     whose reward is within ``_EPS`` of the best seen (``best`` is the incumbent)."""
     t, dirs = pb.t, pb.dirs
     c = pb.combo(ri, si, pi, di)
@@ -296,20 +295,38 @@ def _index_rows(pb: _Problem, keys: np.ndarray, ri: int, si: int, pi: int, di: i
     return rows
 
 
-def exact_optimum(evaluator, *, top: int = 16) -> ExactOptimum:
+def _exhaustive(evaluator, why: str, t0: float) -> ExactOptimum:
+    """The stated fallback for an objective the bound cannot handle, on a small enough space."""
+    from archgym.sweep import exhaustive
+
+    o = exhaustive(evaluator)
+    e = evaluator.evaluate(o.design)
+    return ExactOptimum(o.design, o.reward, o.cost, e.metrics, o.n_designs, o.n_designs,
+                        f"exhaustive batched evaluation of all {o.n_designs:,} designs ({why})",
+                        time.perf_counter() - t0)
+
+
+def exact_optimum(evaluator, *, top: int = 16, fallback_limit: int = 20_000_000) -> ExactOptimum:
     """The design of maximum reward over ``evaluator.space`` for ``evaluator.objective``, found by
     branch and bound over the separable layer groups (see the module docstring for the method
     and its proof); about a second for the full 2.4e10-design AgileQuant-v0 space.
 
     ``top``: how many of the best leaves (by the batched kernel's reward) are re-evaluated
     through the evaluator's scalar path to pick the one returned (ties: lowest flat index).
-    Raises :class:`OptimumError` (a ``ValueError``) for an objective the method does not
-    support (see the module docstring), with the reason in one line.
+    An objective the method does not support (see the module docstring) falls back to
+    :func:`archgym.sweep.exhaustive` when the space has at most ``fallback_limit`` designs
+    (e.g. a sub-space pinned with the evaluator's ``fixed``), which ``method`` then says; on a
+    larger space it raises :class:`OptimumError` (a ``ValueError``) with the reason in one line.
     """
     from archgym.sweep import _batch_reward
 
     t0 = time.perf_counter()
-    pb = _Problem(evaluator)
+    try:
+        pb = _Problem(evaluator)
+    except OptimumError as e:
+        if "AgileQuantSimulator" in str(e) or evaluator.space.size > fallback_limit:
+            raise
+        return _exhaustive(evaluator, str(e), t0)
     t = pb.t
     stats = [0]
     # visit the global combinations best bound first

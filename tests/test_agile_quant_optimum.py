@@ -95,6 +95,15 @@ def test_unsupported_objectives_are_refused_in_one_line(objective, match):
     assert "\n" not in str(e.value)
 
 
+def test_unsupported_objective_on_a_small_sub_space_falls_back_to_exhaustive():
+    fixed = _pin("qkv", "attn", "o_proj", "ffn_up", device="rpi-4b", simd_packing="off")
+    ev = make_evaluator(ENV, objective=Objective.parse("latency_s", ["latency_s>=300"]), fixed=fixed)
+    o = exact_optimum(ev)
+    brute = exhaustive(ev)
+    assert o.design == brute.design and o.reward == brute.reward and o.n_examined == ev.space.size
+    assert o.method.startswith("exhaustive batched evaluation of all 1,440 designs (exact_optimum cannot handle")
+
+
 def test_other_simulators_are_refused():
     ev = make_evaluator("archgym/BitMoD-v0")
     with pytest.raises(OptimumError, match="needs an AgileQuantSimulator"):
