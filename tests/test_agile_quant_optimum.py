@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archgym.objective import Objective
 from archgym.runner import make_evaluator
@@ -135,3 +137,41 @@ def test_search_of_one_combination_keeps_its_best_leaf_whatever_the_incumbent():
             assert leaves.max() == pytest.approx(m, rel=0, abs=1e-12), (ri, pi, incumbent)
         _, leaves, _ = _search_combo(pb, ri, si, pi, di, m + 1e-6, [0])
         assert not (leaves >= m + 1e-6 - 1e-12).any()
+
+
+OBJECTIVES = [
+    ("latency_s", ["error_nsr_ratio<={b}"]),
+    ("dram_bytes*latency_s", ["sqnr_db>={s}"]),
+    ("max:tokens_per_s", ["weight_bytes<={w}"]),
+    ("latency_s^2*error_nsr_ratio", []),
+    ("", ["error_nsr_ratio<={b}", "throughput_per_s>=0.2"]),
+    ("max:sqnr_db", ["latency_s<=4"]),
+]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.data())
+def test_property_branch_and_bound_equals_brute_force_on_random_sub_spaces(data):
+    """For a random sub-space (random parameters pinned to random values until at most 20,000
+    designs are left) and a random supported objective with random bounds, the maximum reward
+    the search returns is the brute-force maximum."""
+    from archgym.sweep import exhaustive as brute_force
+
+    ev0 = make_evaluator(ENV)
+    params = list(ev0.space.params)
+    order = data.draw(st.permutations(range(len(params))))
+    fixed, size = {}, ev0.space.size
+    for j in order:
+        if size <= 20_000:
+            break
+        p = params[j]
+        fixed[p.name] = data.draw(st.sampled_from(p.values))
+        size //= p.size
+    spec, targets = data.draw(st.sampled_from(OBJECTIVES))
+    bounds = dict(b=data.draw(st.sampled_from([0.02, 0.03, 0.05])), s=data.draw(st.sampled_from([12, 15, 18])),
+                  w=data.draw(st.sampled_from([7e8, 9e8, 1.2e9])))
+    obj = Objective.parse(spec, [t.format(**bounds) for t in targets])
+    wl = data.draw(st.sampled_from(["opt-125m/prefill?seq_len=256", "opt-1.3b/prefill"]))
+    ev = make_evaluator(ENV, workload=wl, objective=obj, fixed=fixed)
+    ours, brute = exact_optimum(ev), brute_force(ev)
+    assert ours.reward == pytest.approx(brute.reward, rel=0, abs=1e-12), (fixed, obj.describe())
