@@ -223,6 +223,10 @@ def test_env_reports_overflow_and_dram_capacity_in_info():
     (("opt-1.3b", "rpi-4b", "w4a8"), {"seq_len": 0}, "seq_len=0"),
     (("opt-1.3b", "rpi-4b", "w4a8"), {"cores": 4}, "unknown design key 'cores'"),
     (("opt-1.3b", "rpi-4b", "w4a8"), {"enforce_capacity": "yes"}, "enforce_capacity='yes'"),
+    (("opt-1.3b", "rpi-4b", "w4a8"), {"dram_gbps": float("nan")}, "dram_gbps=nan must be a finite number > 0"),
+    (("opt-1.3b", "rpi-4b", "w4a8"), {"freq_ghz": -1}, r"freq_ghz=-1.0 is outside the allowed range \(0, 10\]"),
+    (("opt-1.3b", "rpi-4b", "w4a8"), {"llc_mb": 0}, "llc_mb=0.0 must be a finite number > 0"),
+    (("opt-1.3b", "rpi-4b", "w4a8"), {"threads": True}, "threads=True must be an integer"),
 ])
 def test_bad_input_raises_clear_value_error(args, kw, match):
     with pytest.raises(ValueError, match=match):
