@@ -42,7 +42,7 @@ def bench(env_id: str, n_designs: int) -> tuple[str, float, float, bool]:
         t0 = time.perf_counter()
         sim.evaluate_batch(idx[:n], wl)
         reps.append(time.perf_counter() - t0)
-    return wl, statistics.median(times), n / statistics.median(reps), batched
+    return wl.source, statistics.median(times), n / statistics.median(reps), batched
 
 
 def main() -> None:

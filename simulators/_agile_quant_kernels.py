@@ -1,297 +1,375 @@
-"""Computed accuracy side of the Agile-Quant model: quantization and pruning error tables.
+"""Batched Agile-Quant evaluation: per-group tables built by numba, one lookup per design.
 
-What the metric IS
-------------------
-For each layer group (``qkv``, ``attn``, ``o_proj``, ``ffn_up``, ``ffn_down``)
-a small synthetic GEMM is built from seeded random data that has the
-statistics the paper describes (sheet ``agile_quant.md`` §1; paper Fig. 1(d):
-a few outlier channels, the same channels in every token):
+The cost model (:mod:`simulators._agile_quant_model`) is separable: once the
+global parameters are fixed (token-pruning ratio and start, SIMD packing,
+device), every op's time and DRAM traffic depends on one layer group's
+(activation bits, weight bits, group size) only, and the weight bytes and the
+quantization error are sums over groups.  So for one workload:
 
-* activations are calibrated on one seeded batch and evaluated on another
-  (held out), quantized with the project's torch-free quantizers
-  (:mod:`rtl_models.quant`): TRIP/PTF (layer-wise scale + per-channel
-  power-of-two factors, K = 4) for GEMM inputs, the log2 quantizer for the
-  softmax output, round-to-nearest grouped weights (GPTQ's grid, group size
-  along the reduction axis);
-* 16 bits means IEEE float16 (the rounding error of the FP16 path);
-* the error of a group is the output noise-to-signal ratio
-  ``NSR = ||Y_hat - Y||^2 / ||Y||^2`` of the GEMM (for ``attn``: of the whole
-  attention output ``softmax(Q K^T / sqrt(d)) V`` with Q, K, softmax and V
-  quantized), computed in float64.
+* ``time[c, g, o]`` / ``traffic[c, g, o]``: the summed time (before the efficiency
+  scale) and DRAM bytes of group ``g``'s ops with option ``o`` under global
+  combination ``c``; ``const_time[c]`` / ``const_traffic[c]``: the ops of no group
+  (norms, RoPE, softmax, residual adds, gathers, LM head, embedding gather);
+* ``nsr[g, o]``, ``wbytes[g, o]`` (all layers), ``ok[p, g, o]`` (no accumulator
+  overflow with packing ``p``);
+* per token schedule: pruning error, pruned fraction, GEMM MACs.
 
-Token pruning enters through :func:`prune_nsr`: on a seeded attention map with
-an attention sink on token 0 (paper Fig. 1(b)), the tokens with the lowest
-attention-to-first-token score are removed (``rtl_models.quant.select_tokens``)
-and the error of the attention outputs against unpruned attention is measured
-as a function of the kept fraction: the distortion of the surviving tokens'
-outputs plus, conservatively, the whole output energy of the pruned tokens
-(counted as lost).
+A design is then ``const + sum over 5 groups`` of table entries.  The
+reference is :func:`simulators._agile_quant_model.price` (plain Python, one op
+at a time); ``tests/test_agile_quant_batch.py`` compares the two on random designs.
 
-What the metric is NOT
-----------------------
-* Not perplexity, and not calibrated to the paper's perplexities: the data
-  are synthetic, the layers are not composed (no error propagation through
-  depth), and weights are rounded to nearest (GPTQ's Hessian-based error
-  feedback would lower the weight error).
-* It is model-independent except for the pruning schedule (which layers lose
-  which fraction of tokens).
-* It does not credit pruning with the paper's claim that removing tokens
-  removes outliers (the synthetic outliers are per channel, in every token),
-  and it counts a pruned token's output as entirely lost, which overstates
-  the cost if an implementation carries pruned tokens' hidden states forward.
-
-Everything is computed lazily on first use and cached (no work at import).
+Index layout of a design (the simulator's design space order): for each group
+``a_bits, w_bits, group_size`` (15 columns), then ``prune_ratio``,
+``prune_start_frac``, ``simd_packing`` (off, on), ``device``.  Option
+``o = (a_index * 3 + w_index) * 5 + group_size_index``; combination
+``c = ((ratio_index * n_starts + start_index) * 2 + packing) * n_devices + device_index``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from functools import lru_cache
+from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from rtl_models.quant import (dequantize_weight_groups, log2_dequantize, log2_quantize, ptf_calibrate,
-                              ptf_dequantize, ptf_quantize, quantize_weight_groups, select_tokens,
-                              token_importance)
+from archgym.workloads import ModelConfig
 
-__all__ = ["GROUPS", "BITS", "GROUP_SIZES", "group_nsr", "prune_nsr_table", "prune_nsr", "SYNTH"]
+from . import _agile_quant_error as _err
+from . import _agile_quant_model as _m
 
-GROUPS = ("qkv", "attn", "o_proj", "ffn_up", "ffn_down")
-BITS = (4, 8, 16)
-GROUP_SIZES = (32, 64, 128, 256, 512)
+__all__ = ["Tables", "build_tables", "group_tables", "batch_eval", "first_out_of_range", "evaluate_tables", "smmw_factor_nb", "OUT_FIELDS", "N_OPTIONS"]
 
-# Synthetic-data constants (all *assumed*: chosen to show the paper's outlier
-# structure, not fitted to anything).
-SYNTH: dict[str, float] = {
-    "tokens": 128,           # tokens per batch (calibration and evaluation batch each)
-    "k": 512,                # reduction width of the linear groups (every group size divides it)
-    "n": 128,                # output channels of the linear groups
-    "outlier_frac": 0.01,    # fraction of outlier channels (about 5 of 512)
-    "outlier_lo": 10.0,      # outlier channel scale ~ U(lo, hi) x the normal channels; the
-    "outlier_hi": 40.0,      # range is assumed (LLM.int8, Dettmers et al. 2022, cited by the paper)
-    "heads": 8,              # attention group: heads and head dimension
-    "head_dim": 64,
-    "kv_outlier_scale": 8.0, # a few K channels carry outliers (paper Fig. 1(d))
-    "sink_logit": 4.0,       # attention-sink bias on token 0 (paper Fig. 1(b): vertical stripe)
-    "prune_heads": 4,        # pruning table: heads, tokens, head dim
-    "prune_tokens": 128,
-    "prune_head_dim": 32,
-    "ptf_k": 4,              # TRIP refinement K (repo's ptf_0to4, sheet §1.1)
-    "seed": 20231209,        # arXiv submission date of the paper
-}
+N_OPTIONS = len(_m.BITS) ** 2 * len(_m.GROUP_SIZES)
+OUT_FIELDS = ("latency_s", "dram_bytes", "throughput_per_s", "tokens_per_s", "weight_bytes", "gemm_macs",
+              "quant_nsr_ratio", "prune_nsr_ratio", "error_nsr_ratio", "sqnr_db", "pruned_frac",
+              "dram_overflow_bytes")
+_QUANT_INSTR = _m.EW_INSTR["quantize"]
 
 
-def _check_bits(name: str, v: object) -> int:
-    if isinstance(v, bool) or v not in BITS:
-        raise ValueError(f"{name}={v!r} is not a supported bit-width; allowed: {', '.join(map(str, BITS))}")
-    return int(v)
+@numba.njit(cache=True)
+def smmw_factor_nb(k, group, ref_group):
+    """Closed form of :func:`simulators._agile_quant_model.smmw_factor`: ``op_counts(1, k, 8,
+    lanes_per_vector=4)`` executes ``5k + 5d`` instructions for ``8k`` MACs with ``d`` drains,
+    plus ``d`` rescale instructions; the ratio of drain interval ``group`` to ``ref_group``."""
+    de = min(group, k, 256)
+    d = -(-k // de)
+    pm = (float(5 * k + 5 * d) + d * 4 / 4) / (8 * k)
+    de_r = min(ref_group, k, 256)
+    d_r = -(-k // de_r)
+    pm_r = (float(5 * k + 5 * d_r) + d_r * 4 / 4) / (8 * k)
+    return pm / pm_r
 
 
-def _check_group(v: object) -> int:
-    if isinstance(v, bool) or v not in GROUP_SIZES:
-        raise ValueError(f"group_size={v!r} is not supported; allowed: {', '.join(map(str, GROUP_SIZES))}")
-    return int(v)
+@numba.njit(cache=True)
+def _gemm(m, k, n, count, a, w, g, pack, rate16, half_llc, bw, kr):
+    """(time, traffic) of one GEMM, as ``_Cost.gemm``.  ``kr``: int8/fp16, int4/int8,
+    ref group, int8 rescale constant."""
+    if a == 16 or w == 16:
+        rate = rate16
+    elif pack and a + w <= 8:
+        rate = rate16 * (kr[0] * kr[1] / smmw_factor_nb(k, g, int(kr[2])))
+    else:
+        f = (1.0 + kr[3] / min(g, k)) / (1.0 + kr[3] / min(int(kr[2]), k))
+        rate = rate16 * (kr[0] / f)
+    ab = a / 8
+    wb = w / 8
+    w_bytes = k * n * wb
+    if w < 16:
+        w_bytes += n * math.ceil(k / min(g, k)) * (2 + wb)
+    a_bytes = m * k * ab
+    c_bytes = m * n * 2.0
+    a_traffic = 0.0
+    if a_bytes > half_llc:
+        n_c = max(1, int(half_llc // (k * wb)))
+        a_traffic = a_bytes * math.ceil(n / n_c)
+    c_traffic = c_bytes if c_bytes > half_llc else 0.0
+    traffic = w_bytes + a_traffic + c_traffic
+    return max(m * k * n / rate, traffic / bw) * count, traffic * count
 
 
-def _rng(tag: int) -> np.random.Generator:
-    return np.random.default_rng([int(SYNTH["seed"]), tag])
+@numba.njit(cache=True)
+def _ew(elems, instr, passes, count, lanes16, vec_per_s, half_llc, bw):
+    compute = elems / lanes16 * instr / vec_per_s
+    traffic = elems * 2.0 * passes if elems * 2.0 > half_llc else 0.0
+    return max(compute, traffic / bw) * count, traffic * count
 
 
-def _with_outliers(rng: np.random.Generator, x: np.ndarray, frac: float, lo: float, hi: float) -> np.ndarray:
-    k = x.shape[1]
-    n_out = max(1, int(round(frac * k)))
-    ch = rng.choice(k, size=n_out, replace=False)
-    x = x.copy()
-    x[:, ch] *= rng.uniform(lo, hi, size=n_out)
-    return x
+@numba.njit(cache=True)
+def group_tables(runs, dims, opt_a, opt_w, opt_g, pack, dev, kr, ew, out_t, out_b):
+    """Fill ``out_t[g, o]`` / ``out_b[g, o]`` (time before the efficiency scale, DRAM bytes)
+    for one token schedule, packing and device; return the (time, bytes) of the ops of no group.
 
-
-@lru_cache(maxsize=None)
-def _linear_data(group: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X_cal, X_eval, W) float32 for one linear group; W is (N, K) torch layout."""
-    t, k, n = int(SYNTH["tokens"]), int(SYNTH["k"]), int(SYNTH["n"])
-    rng = _rng(GROUPS.index(group))
-    lo, hi, frac = SYNTH["outlier_lo"], SYNTH["outlier_hi"], SYNTH["outlier_frac"]
-    base = rng.standard_normal((2 * t, k))
-    if group in ("qkv", "ffn_up"):        # LayerNorm outputs: strong outlier channels
-        x = _with_outliers(rng, base, frac, lo, hi)
-    elif group == "o_proj":               # attention outputs: mild outliers
-        x = _with_outliers(rng, 0.5 * base, frac, 2.0, 8.0)
-    else:                                 # ffn_down: ReLU/SwiGLU output, heavy-tailed per channel
-        x = np.maximum(base, 0.0) * rng.lognormal(0.0, 1.0, size=k)
-    w = rng.standard_normal((n, k)) / math.sqrt(k)
-    x = x.astype(np.float32)
-    return x[:t], x[t:], w.astype(np.float32)
-
-
-def _fq_act(x_cal: np.ndarray, x_eval: np.ndarray, bits: int) -> np.ndarray:
-    """Fake-quantize activations: TRIP calibrated on ``x_cal``, applied to ``x_eval``."""
-    if bits == 16:
-        return x_eval.astype(np.float16).astype(np.float64)
-    p = ptf_calibrate(x_cal, bits=bits, K=int(SYNTH["ptf_k"]), signed=False)
-    return ptf_dequantize(ptf_quantize(x_eval, p), p).astype(np.float64)
-
-
-def _fq_weight(w: np.ndarray, bits: int, group: int) -> np.ndarray:
-    """Fake-quantize a (N, K) operand in groups of ``group`` along K (capped at K)."""
-    if bits == 16:
-        return w.astype(np.float16).astype(np.float64)
-    g = min(group, w.shape[1])
-    return dequantize_weight_groups(quantize_weight_groups(w, bits=bits, group_size=g)).astype(np.float64)
-
-
-def _nsr(y_hat: np.ndarray, y: np.ndarray) -> float:
-    return float(np.sum((y_hat - y) ** 2) / np.sum(y ** 2))
-
-
-@lru_cache(maxsize=None)
-def _act_cache(group: str, a_bits: int) -> np.ndarray:
-    x_cal, x_eval, _ = _linear_data(group)
-    return _fq_act(x_cal, x_eval, a_bits)
-
-
-@lru_cache(maxsize=None)
-def _attn_data() -> dict[str, np.ndarray]:
-    """Q (calibration, evaluation), K, V as (tokens, heads * head_dim) float32."""
-    t, h, hd = int(SYNTH["tokens"]), int(SYNTH["heads"]), int(SYNTH["head_dim"])
-    rng = _rng(100)
-    q = rng.standard_normal((2 * t, h * hd))
-    k = _with_outliers(rng, rng.standard_normal((t, h * hd)), 2.0 / hd, 2.0, SYNTH["kv_outlier_scale"])
-    v = rng.standard_normal((t, h * hd))
-    return {"q_cal": q[:t].astype(np.float32), "q": q[t:].astype(np.float32),
-            "k": k.astype(np.float32), "v": v.astype(np.float32)}
-
-
-def _softmax_causal(s: np.ndarray, sink: float) -> np.ndarray:
-    t = s.shape[-1]
-    s = s.copy()
-    s[..., 0] += sink
-    s = np.where(np.tril(np.ones((t, t), dtype=bool)), s, -np.inf)
-    s = s - s.max(axis=-1, keepdims=True)
-    e = np.exp(s)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _heads(x: np.ndarray, h: int) -> np.ndarray:
-    """(T, h * hd) -> (h, T, hd)."""
-    t = x.shape[0]
-    return x.reshape(t, h, -1).transpose(1, 0, 2)
-
-
-@lru_cache(maxsize=None)
-def _q_hat(a_bits: int) -> np.ndarray:
-    d = _attn_data()
-    return _fq_act(d["q_cal"], d["q"], a_bits)
-
-
-def _attention_nsr(a_bits: int, w_bits: int, group: int) -> float:
-    d = _attn_data()
-    h, sink = int(SYNTH["heads"]), float(SYNTH["sink_logit"])
-    hd = d["q"].shape[1] // h
-    q, k, v = (_heads(d[n].astype(np.float64), h) for n in ("q", "k", "v"))
-    p = _softmax_causal(q @ k.transpose(0, 2, 1) / math.sqrt(hd), sink)
-    ref = p @ v
-    q_hat = _heads(_q_hat(a_bits), h)                              # TRIP over the whole Q tensor
-    kh = _heads(d["k"], h)                                         # K rows: reduction over head_dim
-    k_hat = _fq_weight(kh.reshape(-1, hd), w_bits, group).reshape(kh.shape)
-    p_hat = _softmax_causal(q_hat @ k_hat.transpose(0, 2, 1) / math.sqrt(hd), sink)
-    if a_bits == 16:
-        p_hat = p_hat.astype(np.float16).astype(np.float64)
-    else:  # softmax output: 4-bit log2 quantizer whenever activations are quantized (sheet §5)
-        codes, zero = log2_quantize(p_hat.astype(np.float32), bits=4)
-        p_hat = log2_dequantize(codes, zero, dtype=np.float64)
-    vt = _heads(d["v"], h).transpose(0, 2, 1)                      # V^T rows: reduction over tokens
-    v_hat = _fq_weight(np.ascontiguousarray(vt.reshape(-1, vt.shape[2])), w_bits, group)
-    v_hat = v_hat.reshape(vt.shape).transpose(0, 2, 1)
-    return _nsr(p_hat @ v_hat, ref)
-
-
-def _one_blas_thread():
-    """Limit BLAS to one thread while filling the tables: these small products are
-    much slower multi-threaded on a busy machine.  threadpoolctl is optional."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency of scikit-learn, normally present
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
-def _linear_nsr(group: str, a_bits: int, w_bits: int, group_size: int) -> float:
-    _, x_eval, w = _linear_data(group)
-    y = x_eval.astype(np.float64) @ w.astype(np.float64).T
-    return _nsr(_act_cache(group, a_bits) @ _fq_weight(w, w_bits, group_size).T, y)
-
-
-@lru_cache(maxsize=None)
-def _group_table(group: str) -> dict[tuple[int, int, int], float]:
-    """Every (a_bits, w_bits, group_size) NSR of one group, computed together."""
-    fn = _attention_nsr if group == "attn" else (lambda a, w, g: _linear_nsr(group, a, w, g))
-    with _one_blas_thread():
-        return {(a, w, g): fn(a, w, g) for a in BITS for w in BITS for g in GROUP_SIZES}
-
-
-def group_nsr(group: str, a_bits: int, w_bits: int, group_size: int) -> float:
-    """Output noise-to-signal ratio of one layer group's quantized GEMM (see module doc).
-
-    Args:
-        group: one of :data:`GROUPS`.
-        a_bits: activation (first operand) bits, 4, 8 or 16 (16 = float16).
-        w_bits: weight (second operand: weights, or K/V for ``attn``) bits.
-        group_size: quantization group along the reduction axis.
-
-    Deterministic (seeded).  The first call for a group computes all of its
-    45 entries (about 0.3 s) and caches them.
+    ``runs``: rows ``(t_in, t_out, repeats)``; ``dims``: ``(h, head_dim, kv_dim, ffn, heads,
+    vocab, llama, seq_len, final_tokens)``; ``dev``: ``(fp16 MAC/s, vector instr/s, FP16 lanes,
+    half LLC bytes, DRAM bytes/s)``; ``ew``: rows ``(instr, passes)`` for layernorm, rmsnorm,
+    softmax, relu, swiglu, rope, add, quantize, gather.
     """
-    if group not in GROUPS:
-        raise ValueError(f"group={group!r} is unknown; allowed: {', '.join(GROUPS)}")
-    key = (_check_bits("a_bits", a_bits), _check_bits("w_bits", w_bits), _check_group(group_size))
-    return _group_table(group)[key]
+    h, hd, kv, f, heads, vocab, llama, S, final = (dims[0], dims[1], dims[2], dims[3], dims[4], dims[5],
+                                                  dims[6], dims[7], dims[8])
+    rate16, vps, lanes, half, bw = dev[0], dev[1], dev[2], dev[3], dev[4]
+    norm = 1 if llama else 0
+    act = 4 if llama else 3
+    n_up = 2 if llama else 1
+    for g in range(5):
+        for o in range(opt_a.shape[0]):
+            a, w, gs = opt_a[o], opt_w[o], opt_g[o]
+            tt = 0.0
+            bb = 0.0
+            for r in range(runs.shape[0]):
+                t_in, t_out, rep = runs[r, 0], runs[r, 1], float(runs[r, 2])
+                if g == 0:
+                    if a < 16:
+                        x, y = _ew(t_in * h, ew[7, 0], ew[7, 1], rep, lanes, vps, half, bw)
+                        tt += x
+                        bb += y
+                    x, y = _gemm(t_in, h, h, rep, a, w, gs, pack, rate16, half, bw, kr)
+                    tt += x
+                    bb += y
+                    for _ in range(2):
+                        x, y = _gemm(t_in, h, kv, rep, a, w, gs, pack, rate16, half, bw, kr)
+                        tt += x
+                        bb += y
+                elif g == 1:
+                    if a < 16:
+                        x, y = _ew(t_in * (h + 2 * kv), ew[7, 0], ew[7, 1], rep, lanes, vps, half, bw)
+                        tt += x
+                        bb += y
+                    x, y = _gemm(t_in, hd, t_in, heads * rep, a, w, gs, pack, rate16, half, bw, kr)
+                    tt += x
+                    bb += y
+                    x, y = _gemm(t_in, t_in, hd, heads * rep, a, w, gs, pack, rate16, half, bw, kr)
+                    tt += x
+                    bb += y
+                elif g == 2:
+                    if a < 16:
+                        x, y = _ew(t_in * h, ew[7, 0], ew[7, 1], rep, lanes, vps, half, bw)
+                        tt += x
+                        bb += y
+                    x, y = _gemm(t_in, h, h, rep, a, w, gs, pack, rate16, half, bw, kr)
+                    tt += x
+                    bb += y
+                elif g == 3:
+                    if a < 16:
+                        x, y = _ew(t_out * h, ew[7, 0], ew[7, 1], rep, lanes, vps, half, bw)
+                        tt += x
+                        bb += y
+                    for _ in range(n_up):
+                        x, y = _gemm(t_out, h, f, rep, a, w, gs, pack, rate16, half, bw, kr)
+                        tt += x
+                        bb += y
+                else:
+                    if a < 16:
+                        x, y = _ew(t_out * f, ew[7, 0], ew[7, 1], rep, lanes, vps, half, bw)
+                        tt += x
+                        bb += y
+                    x, y = _gemm(t_out, f, h, rep, a, w, gs, pack, rate16, half, bw, kr)
+                    tt += x
+                    bb += y
+            out_t[g, o] = tt
+            out_b[g, o] = bb
+    ct = 0.0
+    cb = 0.0
+    for r in range(runs.shape[0]):
+        t_in, t_out, rep = runs[r, 0], runs[r, 1], float(runs[r, 2])
+        x, y = _ew(t_in * h, ew[norm, 0], ew[norm, 1], rep, lanes, vps, half, bw)
+        ct += x
+        cb += y
+        if llama:
+            x, y = _ew(t_in * (h + kv), ew[5, 0], ew[5, 1], rep, lanes, vps, half, bw)
+            ct += x
+            cb += y
+        x, y = _ew(t_in * t_in, ew[2, 0], ew[2, 1], heads * rep, lanes, vps, half, bw)
+        ct += x
+        cb += y
+        x, y = _ew(t_in * h, ew[6, 0], ew[6, 1], rep, lanes, vps, half, bw)
+        ct += x
+        cb += y
+        if t_out < t_in:
+            x, y = _ew(t_out * h, ew[8, 0], ew[8, 1], rep, lanes, vps, half, bw)
+            ct += x
+            cb += y
+        x, y = _ew(t_out * h, ew[norm, 0], ew[norm, 1], rep, lanes, vps, half, bw)
+        ct += x
+        cb += y
+        x, y = _ew(t_out * f, ew[act, 0], ew[act, 1], rep, lanes, vps, half, bw)
+        ct += x
+        cb += y
+        x, y = _ew(t_out * h, ew[6, 0], ew[6, 1], rep, lanes, vps, half, bw)
+        ct += x
+        cb += y
+    x, y = _ew(final * h, ew[norm, 0], ew[norm, 1], 1.0, lanes, vps, half, bw)
+    ct += x
+    cb += y
+    x, y = _gemm(1, h, vocab, 1.0, 16, 16, 128, False, rate16, half, bw, kr)
+    ct += x
+    cb += y
+    emb = S * h * 2.0
+    ct += emb / bw
+    cb += emb
+    return ct, cb
 
 
-@lru_cache(maxsize=None)
-def prune_nsr_table() -> np.ndarray:
-    """``table[c]``: pruning error when ``c`` of ``T`` tokens survive (``c = 1..T``;
-    ``table[0]`` is unused, ``table[T] = 0``).
+@numba.njit(cache=True)
+def batch_eval(idx, n_starts, n_dev, time, traffic, const_t, const_b, nsr, wbytes, wconst, ok, sched, devs,
+               act_bytes, seq_len, out, reasons):
+    """Metrics of every design row of ``idx`` into ``out[:, OUT_FIELDS]`` (NaN latency, traffic
+    and rates when infeasible) and ``reasons`` (bit g: group g's accumulation overflows; bit 5:
+    the device's DRAM is too small).  ``sched[r, s]``: (prune error, pruned fraction, GEMM MACs);
+    ``devs[d]``: (efficiency, DRAM capacity in bytes).  Returns the feasibility of each row."""
+    n = idx.shape[0]
+    feasible = np.empty(n, dtype=np.bool_)
+    nan = np.nan
+    for i in range(n):
+        ri, si, pi, di = idx[i, 15], idx[i, 16], idx[i, 17], idx[i, 18]
+        c = ((ri * n_starts + si) * 2 + pi) * n_dev + di
+        t = const_t[c]
+        b = const_b[c]
+        q = 0.0
+        wb = 0.0
+        mask = 0
+        for g in range(5):
+            o = (idx[i, 3 * g] * 3 + idx[i, 3 * g + 1]) * 5 + idx[i, 3 * g + 2]
+            t += time[c, g, o]
+            b += traffic[c, g, o]
+            q += nsr[g, o]
+            wb += wbytes[g, o]
+            if not ok[pi, g, o]:
+                mask |= 1 << g
+        w_total = wb + wconst
+        over = max(0.0, w_total + act_bytes - devs[di, 1])
+        if over > 0:
+            mask |= 1 << 5
+        quant = q / 5
+        prune = sched[ri, si, 0]
+        err = quant + prune
+        out[i, 4] = w_total
+        out[i, 5] = sched[ri, si, 2]
+        out[i, 6] = quant
+        out[i, 7] = prune
+        out[i, 8] = err
+        out[i, 9] = -10.0 * math.log10(err)
+        out[i, 10] = sched[ri, si, 1]
+        out[i, 11] = over
+        reasons[i] = mask
+        feasible[i] = mask == 0
+        if mask == 0:
+            lat = t / devs[di, 0]
+            out[i, 0] = lat
+            out[i, 1] = b
+            out[i, 2] = 1.0 / lat
+            out[i, 3] = seq_len / lat
+        else:
+            out[i, 0] = nan
+            out[i, 1] = nan
+            out[i, 2] = nan
+            out[i, 3] = nan
+    return feasible
 
-    Error = (sum over survivors of ||o' - o||^2 + sum over pruned tokens of ||o||^2)
-    / sum over all tokens of ||o||^2, where ``o`` is the unpruned attention
-    output and ``o'`` the output over the surviving keys: a pruned token's output
-    counts as lost (conservative).
-    """
-    h, t, hd = int(SYNTH["prune_heads"]), int(SYNTH["prune_tokens"]), int(SYNTH["prune_head_dim"])
-    rng = _rng(200)
-    q = rng.standard_normal((h, t, hd))
-    k = rng.standard_normal((h, t, hd))
-    v = rng.standard_normal((h, t, hd))
-    key_bias = rng.standard_normal(t)                        # some tokens matter more than others
-    s = q @ k.transpose(0, 2, 1) / math.sqrt(hd) + key_bias
-    p = _softmax_causal(s, float(SYNTH["sink_logit"]))
-    out = p @ v
-    score = token_importance(p)
-    table = np.zeros(t + 1)
-    with _one_blas_thread():
-        table[1:t] = [_prune_entry(s, v, out, score, t, c) for c in range(1, t)]
-    return table
+
+@numba.njit(cache=True)
+def first_out_of_range(idx, nvec):
+    """Flat position of the first entry of ``idx`` outside ``0..nvec[j]-1`` (-1 if none)."""
+    for i in range(idx.shape[0]):
+        for j in range(idx.shape[1]):
+            if idx[i, j] < 0 or idx[i, j] >= nvec[j]:
+                return i * idx.shape[1] + j
+    return -1
 
 
-def _prune_entry(s: np.ndarray, v: np.ndarray, out: np.ndarray, score: np.ndarray, t: int, c: int) -> float:
-    kept, pruned = select_tokens(score, t - c)
-    pk = _softmax_causal(s[:, kept][:, :, kept], float(SYNTH["sink_logit"]))
-    lost = float(np.sum(out[:, pruned] ** 2))
-    return (float(np.sum((pk @ v[:, kept] - out[:, kept]) ** 2)) + lost) / float(np.sum(out ** 2))
+# ------------------------------------------------------------------ tables ----
+@dataclass(frozen=True)
+class Tables:
+    """Every per-group table of one workload (see the module docstring for the indices)."""
+
+    seq_len: int
+    n_starts: int
+    n_dev: int
+    time: np.ndarray        # (C, 5, 45) seconds before the efficiency scale
+    traffic: np.ndarray     # (C, 5, 45) DRAM bytes
+    const_t: np.ndarray     # (C,)
+    const_b: np.ndarray     # (C,)
+    nsr: np.ndarray         # (5, 45)
+    wbytes: np.ndarray      # (5, 45), all layers
+    wconst: float           # FP16 tensors' bytes
+    ok: np.ndarray          # (2, 5, 45) bool
+    sched: np.ndarray       # (R, S, 3): prune error, pruned fraction, GEMM MACs
+    devs: np.ndarray        # (D, 2): efficiency, DRAM capacity (bytes)
+    act_bytes: float        # activation footprint (bytes)
 
 
-def prune_nsr(kept_frac: float) -> float:
-    """NSR of the surviving tokens when a fraction ``kept_frac`` in (0, 1] of the
-    tokens remain (linear interpolation in :func:`prune_nsr_table`)."""
-    if not 0.0 < kept_frac <= 1.0:
-        raise ValueError(f"kept_frac={kept_frac!r} is outside the allowed range (0, 1]")
-    table = prune_nsr_table()
-    t = len(table) - 1
-    x = kept_frac * t
-    lo = max(1, min(t - 1, int(math.floor(x))))
-    hi = lo + 1
-    if x <= 1:
-        return float(table[1])
-    return float(table[lo] + (table[hi] - table[lo]) * (x - lo))
+def options() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a_bits, w_bits, group_size) of the 45 options, in option-index order."""
+    a, w, g = zip(*[(a, w, g) for a in _m.BITS for w in _m.BITS for g in _m.GROUP_SIZES])
+    return np.array(a, np.int64), np.array(w, np.int64), np.array(g, np.int64)
+
+
+def build_tables(cfg: ModelConfig, seq_len: int, prune_ratios, prune_starts, devices) -> Tables:
+    """The tables of ``cfg`` at ``seq_len`` tokens for the given grids of pruning ratio and
+    start and the given :class:`~simulators._agile_quant_model.Device` objects."""
+    opt_a, opt_w, opt_g = options()
+    n_r, n_s, n_d = len(prune_ratios), len(prune_starts), len(devices)
+    C = n_r * n_s * 2 * n_d
+    time = np.zeros((C, 5, N_OPTIONS))
+    traffic = np.zeros((C, 5, N_OPTIONS))
+    const_t, const_b = np.zeros(C), np.zeros(C)
+    sched = np.zeros((n_r, n_s, 3))
+    dims_base = [cfg.hidden, cfg.head_dim, cfg.kv_dim, cfg.ffn, cfg.heads, cfg.vocab, int(cfg.family == "llama"),
+                 seq_len]
+    kr = np.array([_m.KERNEL["int8_over_fp16"], _m.KERNEL["int4_over_int8"], _m.KERNEL["ref_group"],
+                   _m.KERNEL["int8_rescale_per_group"]])
+    ew = np.array([_m.EW_INSTR[k] for k in ("layernorm", "rmsnorm", "softmax", "relu", "swiglu", "rope", "add",
+                                            "quantize", "gather")], dtype=np.float64)
+    devs = np.array([[d.efficiency, d.dram_gb * 1e9] for d in devices])
+    devp = [np.array([d.fp16_macs_per_s, d.vec_per_s, float(d.lanes16), d.llc_mb * 1e6 / 2, d.dram_gbps * 1e9])
+            for d in devices]
+    done: dict[tuple, int] = {}
+    for ri, r in enumerate(prune_ratios):
+        for si, s in enumerate(prune_starts):
+            entering, counts = _m.token_schedule(seq_len, cfg.n_layers, r, s)
+            sched[ri, si] = (_m.prune_error(entering, seq_len), 1.0 - sum(entering) / (seq_len * cfg.n_layers),
+                             float(_m.gemm_macs(cfg, entering, counts)))
+            runs = np.array(_m.layer_runs(entering, counts), dtype=np.int64)
+            dims = np.array(dims_base + [counts[-1]], dtype=np.int64)
+            key = tuple(counts)
+            for p in (0, 1):
+                for di in range(n_d):
+                    c = ((ri * n_s + si) * 2 + p) * n_d + di
+                    prev = done.get(key + (p, di))
+                    if prev is not None:           # same schedule (e.g. ratio 0 at every start)
+                        time[c], traffic[c] = time[prev], traffic[prev]
+                        const_t[c], const_b[c] = const_t[prev], const_b[prev]
+                        continue
+                    const_t[c], const_b[c] = group_tables(runs, dims, opt_a, opt_w, opt_g, bool(p), devp[di], kr,
+                                                          ew, time[c], traffic[c])
+                    done[key + (p, di)] = c
+    nsr = np.array([[_err.group_nsr(g, int(a), int(w), int(gs)) for a, w, gs in zip(opt_a, opt_w, opt_g)]
+                    for g in _m.GROUPS])
+    shapes = _m.group_weight_shapes(cfg)
+    wbytes = np.zeros((5, N_OPTIONS))
+    for gi, g in enumerate(_m.GROUPS):
+        for o, (w, gs) in enumerate(zip(opt_w, opt_g)):
+            wbytes[gi, o] = sum(_m.matrix_bytes(k, n, int(w), int(gs)) for k, n in shapes.get(g, [])) * cfg.n_layers
+    dims_k = _m.reduction_dims(cfg, seq_len)
+    ok = np.ones((2, 5, N_OPTIONS), dtype=bool)
+    for p in (0, 1):
+        for gi, g in enumerate(_m.GROUPS):
+            for o, (a, w, gs) in enumerate(zip(opt_a, opt_w, opt_g)):
+                ok[p, gi, o] = all(_m.overflow_reason(g, k, int(a), int(w), int(gs), bool(p)) is None
+                                   for k in dims_k[g])
+    for arr in (time, traffic, const_t, const_b, nsr, wbytes, ok, sched, devs):
+        arr.setflags(write=False)
+    return Tables(seq_len, n_s, n_d, time, traffic, const_t, const_b, nsr, wbytes, _m.fp16_weight_bytes(cfg), ok,
+                  sched, devs, _m.footprint_extra_bytes(cfg, seq_len))
+
+
+def evaluate_tables(t: Tables, idx: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``({metric: array}, reason_bits)`` of every row of ``idx`` (full design-space indices)."""
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    out = np.empty((idx.shape[0], len(OUT_FIELDS)))
+    reasons = np.empty(idx.shape[0], dtype=np.int64)
+    feas = batch_eval(idx, t.n_starts, t.n_dev, t.time, t.traffic, t.const_t, t.const_b, t.nsr, t.wbytes,
+                      t.wconst, t.ok, t.sched, t.devs, t.act_bytes, float(t.seq_len), out, reasons)
+    res = {k: out[:, j] for j, k in enumerate(OUT_FIELDS)}
+    res["feasible"] = feas
+    return res, reasons
