@@ -275,6 +275,7 @@ def test_resnet18_convs_match_the_scalesim_reader():
     assert differ == 7
 
 
+@pytest.mark.slow
 def test_vit_small_layers_match_its_definition():
     _import_torchvision()
     timm = pytest.importorskip("timm")
