@@ -303,3 +303,25 @@ def test_from_torch_without_torch_names_the_extra(monkeypatch):
         tt.from_torch(object())
     assert "pip install 'archgym[models]'" in str(e.value) and "\n" not in str(e.value)
     assert isinstance(e.value, WorkloadError)
+
+
+@pytest.mark.slow
+def test_resnet18_onnx_export_reads_as_the_trace(tmp_path):
+    # two independent routes over one network: ONNX shape inference on the exported graph, and the
+    # traced module (batch 2, so the batch dimension is carried through both)
+    pytest.importorskip("onnx")
+    import dataclasses
+    import warnings
+
+    from archgym.workloads.onnx_graph import read_onnx
+
+    tv = _import_torchvision()
+    torch.manual_seed(0)
+    net = tv.models.resnet18(weights=None).eval()
+    path = str(tmp_path / "r18.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(1, 3, 224, 224),), path, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    fields = lambda w: sorted(repr(dataclasses.replace(l, name="")) for l in w.layers)  # noqa: E731
+    assert fields(read_onnx(path, batch=2)) == fields(from_torch(net, torch.randn(2, 3, 224, 224)))

@@ -60,6 +60,7 @@ def read_onnx(path: str | os.PathLike, *, batch: int | None = None, seq_len: int
         raise WorkloadError(f"{where} cannot be loaded: {type(e).__name__}: {_line(e)}") from None
     graph = model.graph
     consts = {i.name for i in graph.initializer}
+    _strip_weights(graph)
     free = _dynamic_dims(graph, consts)
     fixed = _resolve(where, free, batch, seq_len, dict(dims or {}))
     for vi in (*graph.input, *graph.output, *graph.value_info):
@@ -74,7 +75,7 @@ def read_onnx(path: str | os.PathLike, *, batch: int | None = None, seq_len: int
         if vi.name not in shapes and vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
             shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                                     for d in vi.type.tensor_type.shape.dim)
-    reader = _Reader(where, g, shapes, a_bits, w_bits)
+    reader = _Reader(where, g, shapes, consts, a_bits, w_bits)
     items = []
     for i, node in enumerate(g.node):
         items += reader.node(i, node)
@@ -92,6 +93,22 @@ def _line(e: BaseException) -> str:
 
 def _opset(model) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _strip_weights(graph, keep: int = 4096) -> None:
+    """Replace large initializers by graph inputs of the same shape: shape inference then copies
+    kilobytes instead of the weights (small ones stay: Reshape targets and the like are data)."""
+    from onnx import helper
+
+    names = {i.name for i in graph.input}
+    small = []
+    for t in graph.initializer:
+        if math.prod(t.dims) <= keep:
+            small.append(t)
+        elif t.name not in names:
+            graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    del graph.initializer[:]
+    graph.initializer.extend(small)
 
 
 def _dynamic_dims(graph, consts: set[str]) -> dict[str, str]:
@@ -146,10 +163,10 @@ def _fix_type(tp, fixed: Mapping[str, int]) -> None:
 class _Reader:
     """Turns one node at a time into ``(name, layer, count)`` items."""
 
-    def __init__(self, where: str, graph, shapes: dict, a_bits: int, w_bits: int):
+    def __init__(self, where: str, graph, shapes: dict, consts: set[str], a_bits: int, w_bits: int):
         self.where, self.shapes, self.a_bits, self.w_bits = where, shapes, a_bits, w_bits
         self.producer = {o: n for n in graph.node for o in n.output}
-        self.consts = {i.name for i in graph.initializer}
+        self.consts = set(consts)
         for n in graph.node:                      # constants folded forward: weights behind casts etc.
             if n.op_type == "Constant" or (n.input and all(i in self.consts for i in n.input if i)):
                 self.consts.update(n.output)
