@@ -163,7 +163,8 @@ def _onnx():
 
 def _helper_graph(path):
     """A graph built with onnx.helper: projections, single-head attention, a transB Gemm, a weight
-    Einsum, a SAME_UPPER strided 2-D conv and a padded 1-D conv, on dims named batch and seq."""
+    Einsum, a SAME_UPPER strided 2-D conv, a padded 1-D conv and two quantized matmuls, on dims
+    named batch and seq."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
     import numpy as np
@@ -182,14 +183,21 @@ def _helper_graph(path):
         helper.make_node("Einsum", ["x", "we"], ["xe"], name="/mix/Einsum", equation="bij,jk->bik"),
         helper.make_node("Conv", ["img", "wc"], ["y"], name="/conv2d", strides=[2, 2], auto_pad="SAME_UPPER"),
         helper.make_node("Conv", ["sig", "wc1"], ["y1"], name="/conv1d", strides=[2], pads=[1, 1]),
+        helper.make_node("MatMulInteger", ["zq", "wi"], ["zi"], name="/q/MatMulInteger"),
+        helper.make_node("QLinearMatMul", ["zq", "sc", "zp", "wi", "sc", "zp", "sc", "zp"], ["zl"],
+                         name="/q/QLinearMatMul"),
     ]
     inputs = [helper.make_tensor_value_info("x", f, ["batch", "seq", 32]),
               helper.make_tensor_value_info("z", f, ["batch", 32]),
               helper.make_tensor_value_info("img", f, ["batch", 3, 15, 15]),
-              helper.make_tensor_value_info("sig", f, ["batch", 4, 20])]
+              helper.make_tensor_value_info("sig", f, ["batch", 4, 20]),
+              helper.make_tensor_value_info("zq", TensorProto.UINT8, ["batch", 32])]
     outs = [helper.make_tensor_value_info(n, f, None) for n in ("o", "zg", "xe", "y", "y1")]
+    outs += [helper.make_tensor_value_info("zi", TensorProto.INT32, None),
+             helper.make_tensor_value_info("zl", TensorProto.UINT8, None)]
     inits = [w("wq", 32, 32), w("wk", 32, 32), w("wv", 32, 32), w("wg", 10, 32), w("bg", 10), w("we", 32, 24),
-             w("wc", 8, 3, 3, 3), w("wc1", 8, 4, 3)]
+             w("wc", 8, 3, 3, 3), w("wc1", 8, 4, 3), numpy_helper.from_array(np.zeros((32, 16), np.uint8), "wi"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "sc"), numpy_helper.from_array(np.array(0, np.uint8), "zp")]
     model = helper.make_model(helper.make_graph(nodes, "g", inputs, outs, inits),
                               opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(path))
@@ -206,7 +214,8 @@ def test_onnx_helper_graph_layers(tmp_path):
         ("/attn/q_proj/MatMul", "linear", b * s, 32, 32, 1), ("/attn/k_proj/MatMul", "linear", b * s, 32, 32, 1),
         ("/attn/v_proj/MatMul", "linear", b * s, 32, 32, 1), ("/attn/MatMul", "attn_qk", s, 32, s, b),
         ("/attn/MatMul_1", "attn_v", s, s, 32, b), ("/head/Gemm", "linear", b, 32, 10, 1),
-        ("/mix/Einsum", "linear", b * s, 32, 24, 1)]
+        ("/mix/Einsum", "linear", b * s, 32, 24, 1), ("/q/MatMulInteger", "linear", b, 32, 16, 1),
+        ("/q/QLinearMatMul", "linear", b, 32, 16, 1)]
     c2, c1 = w.convs()
     # SAME_UPPER, stride 2 on 15: output ceil(15/2) = 8, total padding (8-1)*2 + 3 - 15 = 2
     assert (c2.in_h, c2.filter_h, c2.stride_h, c2.out_h, c2.out_w, c2.channels, c2.num_filters, c2.batch) == \
@@ -224,7 +233,7 @@ def test_onnx_dynamic_dims_are_errors_naming_the_option(tmp_path):
     with pytest.raises(WorkloadError) as e:
         read_onnx(p, seq_len=4)
     assert str(e.value) == (f"ONNX graph {p!r}: dynamic dimension 'batch' of input 'x' is not set; set it with "
-                            f"'?dim.batch=N' in the workload text or dims={{'batch': N}} (or batch=N)")
+                            f"'?dim.batch=N' in the workload text or dims={{'batch': N}} (or batch=N, --batch N on the CLI)")
     with pytest.raises(WorkloadError, match="no dynamic dimension 'seqlen'; its dynamic dimensions: batch, seq"):
         read_onnx(p, dims={"batch": 2, "seqlen": 3})
     with pytest.raises(WorkloadError, match=r"dim.batch=0 must be a positive integer"):

@@ -145,8 +145,8 @@ def _resolve(where: str, free: dict[str, str], batch, seq_len, dims: dict[str, i
     missing = [d for d in free if d not in fixed]
     if missing:
         d = missing[0]
-        hint = " (or batch=N)" if d.lower() in BATCH_DIM_NAMES else " (or seq_len=N)" if d.lower() in SEQ_DIM_NAMES \
-            else ""
+        hint = " (or batch=N, --batch N on the CLI)" if d.lower() in BATCH_DIM_NAMES else \
+            " (or seq_len=N, --seq-len N on the CLI)" if d.lower() in SEQ_DIM_NAMES else ""
         more = f"; also unresolved: {', '.join(missing[1:])}" if len(missing) > 1 else ""
         raise WorkloadError(f"{where}: dynamic dimension {d!r} of input {free[d]!r} is not set; set it with "
                             f"'?dim.{d}=N' in the workload text or dims={{'{d}': N}}{hint}{more}")
