@@ -122,7 +122,8 @@ def _write(tmp_path, d, name="config.json"):
 def test_config_errors_are_one_line_naming_file_and_field(tmp_path):
     good = json.load(open(hf("llama-2-7b")))
     cases = [
-        ({**good, "model_type": "bert"}, "model_type 'bert' is not supported; supported: " + ", ".join(SUPPORTED_MODEL_TYPES)),
+        ({**good, "model_type": "bert"},
+         "model_type 'bert' is not supported; supported: " + ", ".join(SUPPORTED_MODEL_TYPES)),
         ({k: v for k, v in good.items() if k != "model_type"}, "field 'model_type' is missing"),
         ({k: v for k, v in good.items() if k != "intermediate_size"},
          "field 'intermediate_size' is missing; it must hold the FFN width (a positive integer)"),
@@ -197,7 +198,8 @@ def _helper_graph(path):
              helper.make_tensor_value_info("zl", TensorProto.UINT8, None)]
     inits = [w("wq", 32, 32), w("wk", 32, 32), w("wv", 32, 32), w("wg", 10, 32), w("bg", 10), w("we", 32, 24),
              w("wc", 8, 3, 3, 3), w("wc1", 8, 4, 3), numpy_helper.from_array(np.zeros((32, 16), np.uint8), "wi"),
-             numpy_helper.from_array(np.array(0.1, np.float32), "sc"), numpy_helper.from_array(np.array(0, np.uint8), "zp")]
+             numpy_helper.from_array(np.array(0.1, np.float32), "sc"),
+             numpy_helper.from_array(np.array(0, np.uint8), "zp")]
     model = helper.make_model(helper.make_graph(nodes, "g", inputs, outs, inits),
                               opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(path))
@@ -233,7 +235,8 @@ def test_onnx_dynamic_dims_are_errors_naming_the_option(tmp_path):
     with pytest.raises(WorkloadError) as e:
         read_onnx(p, seq_len=4)
     assert str(e.value) == (f"ONNX graph {p!r}: dynamic dimension 'batch' of input 'x' is not set; set it with "
-                            f"'?dim.batch=N' in the workload text or dims={{'batch': N}} (or batch=N, --batch N on the CLI)")
+                            f"'?dim.batch=N' in the workload text or dims={{'batch': N}} "
+                            f"(or batch=N, --batch N on the CLI)")
     with pytest.raises(WorkloadError, match="no dynamic dimension 'seqlen'; its dynamic dimensions: batch, seq"):
         read_onnx(p, dims={"batch": 2, "seqlen": 3})
     with pytest.raises(WorkloadError, match=r"dim.batch=0 must be a positive integer"):

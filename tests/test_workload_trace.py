@@ -113,8 +113,13 @@ def test_traced_decode_step_equals_config_route(family):
     traced = from_torch(model, torch.randint(0, 100, (2, 1)), kwargs=_cache_kw(model, cache))
     built = model_workload(config_from_hf(cfg.to_dict()), "decode", batch=2, context_len=7)
     keys = min(7, getattr(cfg, "sliding_window", None) or 7)
-    att = lambda w: {l.kind: (l.m * l.count, l.k, l.n) for l in w.gemms() if l.kind.startswith("attn")}  # noqa: E731
-    lin = lambda w: collections.Counter({k: v for k, v in shape_counts(w).items() if not k[1].startswith("attn")})  # noqa: E731
+
+    def att(w):
+        return {l.kind: (l.m * l.count, l.k, l.n) for l in w.gemms() if l.kind.startswith("attn")}
+
+    def lin(w):
+        return collections.Counter({k: v for k, v in shape_counts(w).items() if not k[1].startswith("attn")})
+
     assert lin(traced) == lin(built)
     # transformers folds Mistral's query groups into rows for windowed attention: same MACs and keys
     assert att(traced) == att(built) == {"attn_qk": (2 * 4 * 2, 8, keys), "attn_v": (2 * 4 * 2, keys, 8)}
@@ -261,7 +266,10 @@ def test_resnet18_convs_match_the_scalesim_reader():
     # convolutions of layers 2-4; the Conv noun keeps each source's own size.
     traced = _resnet18_trace()
     read = load_workload(os.path.join(DATA, "resnet18_scalesim_topology.csv"))
-    geo = lambda c: (c.in_h, c.in_w, c.filter_h, c.filter_w, c.channels, c.num_filters, c.stride_h, c.stride_w)  # noqa: E731
+
+    def geo(c):
+        return c.in_h, c.in_w, c.filter_h, c.filter_w, c.channels, c.num_filters, c.stride_h, c.stride_w
+
     t = collections.Counter()
     for c in traced.convs():
         t[geo(c)] += c.count
