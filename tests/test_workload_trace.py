@@ -84,6 +84,7 @@ def test_traced_decoder_equals_config_route(family):
     traced = from_torch(model, torch.randint(0, 100, (2, 7)))
     built = model_workload(config_from_hf(cfg.to_dict()), "prefill", batch=2, seq_len=7)
     assert shape_counts(traced) == shape_counts(built)
+    assert len(traced.gemms()) == len(built.gemms())      # one layer per projection, merged over blocks
     assert traced.macs == built.macs
 
 

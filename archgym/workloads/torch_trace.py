@@ -17,8 +17,9 @@ Recorded layers:
   softmax, else ``"attn_qk"``;
 * fused attention kernels become an ``attn_qk`` and an ``attn_v`` GEMM per head;
 * 2-D (and 1-D) convolutions become :class:`Conv` layers with the padded input size
-  and the output size torch computed; 3-D and transposed convolutions become their
-  im2col GEMM (``kind="conv"``);
+  and the output size torch computed (a dilated convolution keeps its real taps, so its
+  MACs are right); 3-D and transposed convolutions become their im2col GEMM
+  (``kind="conv"``);
 * a mixture-of-experts block (a module with an ``experts`` child and a ``gate`` or
   ``router`` child, as in transformers' Mixtral, Qwen-MoE and similar) becomes one
   :class:`MoE` layer whose ``expert_tokens`` are the tokens each expert received in
@@ -112,6 +113,14 @@ def _moe_spec(mod) -> tuple[str, str, int | None, int | None] | None:
     return rname, "experts", top_k, n_exp
 
 
+def _storage(t) -> int | None:
+    """Address of a tensor's storage (views of a weight share it); None if it has none."""
+    try:
+        return t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return None
+
+
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".")
 
@@ -130,9 +139,8 @@ class _Recorder:
         self.torch, self.a_bits, self.w_bits = torch, a_bits, w_bits
         self.names = {id(m): n for n, m in module.named_modules()}
         self.moe_specs = {id(m): s for m in module.modules() if (s := _moe_spec(m)) is not None}
-        self.params = {t.untyped_storage().data_ptr() for t in itertools.chain(module.parameters(), module.buffers())}
-        self.embeds = {m.weight.untyped_storage().data_ptr() for m in module.modules()
-                       if isinstance(m, torch.nn.Embedding)}
+        self.params = {_storage(t) for t in itertools.chain(module.parameters(), module.buffers())} - {None}
+        self.embeds = {_storage(m.weight) for m in module.modules() if isinstance(m, torch.nn.Embedding)} - {None}
         self.stack: list[_Frame] = []
         self.recs: list[_Rec] = []
         # tensors computed from a softmax, by id (a WeakSet would compare tensors with ==)
@@ -175,11 +183,11 @@ class _Recorder:
     # -- recording -----------------------------------------------------------------------------
 
     def _is_param(self, t) -> bool:
-        return t.untyped_storage().data_ptr() in self.params
+        return _storage(t) in self.params
 
     def _gemm_kind(self, a, b) -> str:
         if self._is_param(b) or self._is_param(a):
-            tied = b.untyped_storage().data_ptr() in self.embeds
+            tied = _storage(b) in self.embeds
             return "lm_head" if tied or self.frame.path.rsplit(".", 1)[-1] == "lm_head" else "linear"
         return "attn_v" if self._soft(a) else "attn_qk"
 
@@ -315,10 +323,16 @@ class _Recorder:
     def dispatch(self, func, args, kwargs, out):
         packet = func.overloadpacket
         h = self.handlers.get(packet)
-        if h is not None:
-            h(args, out)
-        elif packet.__name__.startswith("_scaled_dot_product") or packet.__name__ == "scaled_dot_product_attention":
-            self._sdpa(args[0], args[1], args[2])
+        try:
+            if h is not None:
+                h(args, out)
+            elif packet.__name__.startswith("_scaled_dot_product") or packet.__name__ == "scaled_dot_product_attention":
+                self._sdpa(args[0], args[1], args[2])
+        except WorkloadError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- a recorder failure must not read as the user's error
+            raise WorkloadError(f"from_torch: cannot record {func} at {self.frame.path or 'the top module'}: "
+                                f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from None
         tensors = [a for a in args if isinstance(a, self.torch.Tensor)]
         if not isinstance(out, self.torch.Tensor):
             return
