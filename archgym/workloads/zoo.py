@@ -35,9 +35,21 @@ PHASES = ("prefill", "decode", "generative")
 class ModelConfig:
     """Architecture hyper-parameters of one model (fields as in its public config).
 
-    ``family``: ``"opt"`` (q,k,v,o + fc1/fc2, ReLU), ``"phi"`` (as OPT, GELU),
-    ``"llama"`` (q + GQA k,v + o, SwiGLU gate/up/down), ``"vit-moe"`` (M3ViT
-    ViT-S, MoE in odd blocks) or ``"hgrn-bit"`` (MatMul-free MLGRU + GLU).
+    ``family`` is the block structure, as the Hugging Face implementation computes it:
+
+    * ``"opt"``: q, k, v, out projections + fc1/fc2 (ReLU), LayerNorm before attention and FFN;
+      ``word_embed_dim`` (OPT-350m's ``word_embed_proj_dim``) adds ``project_in``/``project_out``
+      and makes the LM head ``word_embed_dim`` wide;
+    * ``"gpt2"``: one fused QKV GEMM (``c_attn``, ``hidden x 3 hidden``), ``c_proj``, fc1/fc2 (GELU);
+    * ``"phi"``: q, k, v, dense + fc1/fc2 (GELU), attention and FFN in parallel after one LayerNorm;
+    * ``"llama"``: q + GQA k,v + o, SwiGLU gate/up/down, RMSNorm (also Mistral, Qwen2, Yi);
+    * ``"mixtral"``: as llama with a mixture-of-experts FFN (``n_experts``, ``top_k``,
+      ``expert_hidden``);
+    * ``"vit-moe"`` (M3ViT ViT-S, MoE in odd blocks) or ``"hgrn-bit"`` (MatMul-free MLGRU + GLU).
+
+    Biases are not MACs and appear nowhere.  ``attn_head_dim`` is an explicit per-head width
+    (0: ``hidden // heads``); ``sliding_window`` limits the keys a decode step reads from the
+    KV cache (0: no window).
     """
 
     name: str
@@ -54,10 +66,19 @@ class ModelConfig:
     expert_hidden: int = 0
     w_bits: int = 16
     tied_embeddings: bool = False
+    attn_head_dim: int = 0
+    sliding_window: int = 0
+    word_embed_dim: int = 0
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        """Width of one attention head (``attn_head_dim``, else ``hidden // heads``)."""
+        return self.attn_head_dim or self.hidden // self.heads
+
+    @property
+    def q_dim(self) -> int:
+        """Width of the q projection and of the attention output (``heads * head_dim``)."""
+        return self.heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
@@ -141,11 +162,13 @@ def decoder_workload(
       (default 20) at context ``context_len``; layer names are prefixed ``prefill.`` and
       ``decode.``.
 
-    Per block: q, k, v, o projections (k/v use ``kv_heads``), the FFN (fc1/fc2, or
-    gate/up/down for the llama family; a :class:`MoE` block for mixtral: router +
-    ``n_experts`` gated experts, ``top_k`` per token), and per head the attention matmuls
-    QK^T and AV.  ``lm_head`` runs on every token of the phase (as the BitMoD simulator
-    counts it).  ``params`` of the result hold the resolved lengths.
+    Per block: q, k, v, o projections (k/v use ``kv_heads``; GPT-2 computes q, k, v as one
+    fused ``qkv_proj`` GEMM), the FFN (fc1/fc2, or gate/up/down for the llama family; a
+    :class:`MoE` block for mixtral: router + ``n_experts`` gated experts, ``top_k`` per
+    token), and per head the attention matmuls QK^T and AV, over every key as the dense
+    Hugging Face attention computes them (a decode step of a ``sliding_window`` model reads at
+    most that many cached keys).  ``lm_head`` runs on every token of the phase (as the BitMoD
+    simulator counts it).  ``params`` of the result hold the resolved lengths.
     """
     if cfg.family not in DECODER_FAMILIES:
         raise WorkloadError(f"decoder_workload: model {cfg.name!r} is a {cfg.family} model, not a decoder LLM")
@@ -175,19 +198,28 @@ def decoder_workload(
 def _decoder_layers(cfg: ModelConfig, phase: str, q_rows: int, keys: int, batch: int, a_bits: int, w_bits: int,
                     lm_head: bool, rep: int, prefix: str) -> list:
     t = q_rows * batch
-    L, h, hd = cfg.n_layers, cfg.hidden, cfg.head_dim
+    L, h, hd, f = cfg.n_layers, cfg.hidden, cfg.head_dim, cfg.family
+    if phase == "decode" and cfg.sliding_window:
+        # a sliding-window model keeps only the last `sliding_window` keys in its cache
+        keys = min(keys, cfg.sliding_window)
     lin = dict(a_bits=a_bits, w_bits=w_bits)
     n = lambda s: prefix + s  # noqa: E731
-    layers: list = [
-        Gemm(n("q_proj"), t, h, h, L * rep, **lin),
-        Gemm(n("k_proj"), t, h, cfg.kv_dim, L * rep, **lin),
-        Gemm(n("v_proj"), t, h, cfg.kv_dim, L * rep, **lin),
-        Gemm(n("o_proj"), t, h, h, L * rep, **lin),
-    ]
-    if cfg.family == "mixtral":
+    layers: list = []
+    if cfg.word_embed_dim:                       # OPT-350m: embeddings narrower than the blocks
+        layers.append(Gemm(n("project_in"), t, cfg.word_embed_dim, h, rep, **lin))
+    if f == "gpt2":                              # GPT-2's c_attn: one hidden x (q + k + v) GEMM
+        layers.append(Gemm(n("qkv_proj"), t, h, cfg.q_dim + 2 * cfg.kv_dim, L * rep, **lin))
+    else:
+        layers += [
+            Gemm(n("q_proj"), t, h, cfg.q_dim, L * rep, **lin),
+            Gemm(n("k_proj"), t, h, cfg.kv_dim, L * rep, **lin),
+            Gemm(n("v_proj"), t, h, cfg.kv_dim, L * rep, **lin),
+        ]
+    layers.append(Gemm(n("o_proj"), t, cfg.q_dim, h, L * rep, **lin))
+    if f == "mixtral":
         layers.append(MoE(n("moe"), t, h, cfg.expert_hidden or cfg.ffn, cfg.n_experts, cfg.top_k, L * rep,
                           glu=True, **lin))
-    elif cfg.family == "llama":
+    elif f == "llama":
         layers += [
             Gemm(n("gate_proj"), t, h, cfg.ffn, L * rep, **lin),
             Gemm(n("up_proj"), t, h, cfg.ffn, L * rep, **lin),
@@ -197,18 +229,22 @@ def _decoder_layers(cfg: ModelConfig, phase: str, q_rows: int, keys: int, batch:
         layers += [Gemm(n("fc1"), t, h, cfg.ffn, L * rep, **lin), Gemm(n("fc2"), t, cfg.ffn, h, L * rep, **lin)]
     att = dict(a_bits=a_bits, w_bits=a_bits)
     heads = L * cfg.heads * batch * rep
-    act = {"opt": "relu", "phi": "gelu", "gpt2": "gelu", "llama": "swiglu", "mixtral": "swiglu"}[cfg.family]
+    act = {"opt": "relu", "phi": "gelu", "gpt2": "gelu", "llama": "swiglu", "mixtral": "swiglu"}[f]
+    # one norm before attention and one before the FFN per block, plus the final norm; Phi runs
+    # attention and FFN in parallel after a single norm
+    norms = (L if f == "phi" else 2 * L) + 1
     layers += [
         Gemm(n("attn_qk"), q_rows, hd, keys, heads, kind="attn_qk", **att),
         Gemm(n("attn_v"), q_rows, keys, hd, heads, kind="attn_v", **att),
         Elementwise(n("softmax"), "softmax", q_rows * keys, heads),
-        Elementwise(n("norm"), "rmsnorm" if cfg.family in ("llama", "mixtral") else "layernorm", t * h,
-                    (2 * L + 1) * rep),
+        Elementwise(n("norm"), "rmsnorm" if f in ("llama", "mixtral") else "layernorm", t * h, norms * rep),
     ]
-    if cfg.family != "mixtral":
+    if f != "mixtral":
         layers.append(Elementwise(n("act"), act, t * cfg.ffn, L * rep))
+    if cfg.word_embed_dim:
+        layers.append(Gemm(n("project_out"), t, h, cfg.word_embed_dim, rep, **lin))
     if lm_head:
-        layers.append(Gemm(n("lm_head"), t, h, cfg.vocab, rep, kind="lm_head", **lin))
+        layers.append(Gemm(n("lm_head"), t, cfg.word_embed_dim or h, cfg.vocab, rep, kind="lm_head", **lin))
     return layers
 
 
