@@ -22,16 +22,10 @@ recorded input) against the exact product with the a-priori rounding bound of
 from __future__ import annotations
 
 import copy
-import sys
 
 import numpy as np
 import pytest
 import torch
-
-try:  # the shared test venv's torchvision binary does not load with torch 2.13.0+cpu; transformers
-    import torchvision  # noqa: F401  only needs it for image processors, so hide a broken one
-except Exception:  # noqa: BLE001
-    sys.modules["torchvision"] = None
 
 transformers = pytest.importorskip("transformers")
 

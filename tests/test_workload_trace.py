@@ -16,20 +16,10 @@ from archgym.workloads.hf_config import config_from_hf
 torch = pytest.importorskip("torch")
 nn = torch.nn
 DATA = os.path.join(os.path.dirname(__file__), "data")
-_KEEP = []
 
 
 def _import_torchvision():
-    """torchvision 0.28.0, the only wheel that matches torch==2.13.0, registers fake kernels for its
-    C++ operators when imported; with the CPU torch wheel those operators do not exist and
-    ``import torchvision`` fails with "operator torchvision::nms does not exist" (transformers and
-    timm import it too).  Its model definitions are pure Python: defining the two operator schemas
-    it registers fakes for lets it import.  The Library object must stay alive, hence _KEEP."""
-    if not hasattr(torch.ops.torchvision, "nms") and not _KEEP:
-        lib = torch.library.Library("torchvision", "DEF")
-        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _KEEP.append(lib)
+    """torchvision (tests/conftest.py lets it import next to the CPU torch wheel)."""
     return pytest.importorskip("torchvision")
 
 
