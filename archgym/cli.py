@@ -122,7 +122,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"workload: {ev.workload.spec}; objective: {ev.objective.describe()}; reward {e.reward:.6f}"
           + (f"; targets met: {e.target_met}" if ev.objective.targets else ""))
     print(e.metrics.summary())
+    if args.layers:
+        print(_breakdown_table(e.metrics.breakdown))
     return 0
+
+
+def _breakdown_table(breakdown) -> str:
+    """``Metrics.breakdown`` as a table: layers first, then ``unit:`` entries; numeric values
+    in columns (units in the names), anything else (a chosen mapping) as text at the end."""
+    if not breakdown:
+        return "(this simulator reports no per-layer breakdown)"
+    rows = sorted(breakdown.items(), key=lambda kv: kv[0].startswith("unit:"))
+    cols: list[str] = []
+    for _, d in rows:
+        cols += [k for k, v in d.items() if isinstance(v, (int, float)) and k not in cols]
+    head = ["layer", *cols, "notes"]
+
+    def fmt(v):
+        if isinstance(v, float) and v == v and v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+
+    table = [[name, *(fmt(d[c]) if c in d else "" for c in cols),
+              "; ".join(f"{k}={v}" for k, v in d.items() if k not in cols)] for name, d in rows]
+    widths = [max(len(h), *(len(r[j]) for r in table)) for j, h in enumerate(head)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *table])
 
 
 def _workload_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -323,6 +347,8 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     _add_env_opts(e)
     _add_objective_opts(e)
     e.add_argument("design", nargs="*", metavar="PARAM=VALUE")
+    e.add_argument("--layers", action="store_true", help="also print the per-layer breakdown (cycles, latency, "
+                                                         "energy, the chosen mapping, ...)")
     r = sub.add_parser("run", help="run a search agent for a budget of evaluations, logging every one")
     _add_env_opts(r)
     _add_objective_opts(r)
