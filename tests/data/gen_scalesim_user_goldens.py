@@ -12,7 +12,10 @@ with ``InterfaceBandwidth USER``:
   runs them in seconds (hidden 4096 -> 256, FFN 11008 -> 688, vocab 32000 -> 2000, seq 256 -> 64,
   head dim 128 -> 32);
 * group ``conv``: small conv layers (ResNet-like shapes, strided, 1x1), conv topology format;
-* group ``sweep``: one GEMM over bandwidths 1-64 words/cycle and SRAMs 16-512 kB.
+* group ``sweep``: one GEMM over bandwidths 1-64 words/cycle and SRAMs 16-512 kB;
+* group ``random``: ``N_RANDOM`` seeded small GEMM and conv layers (M, N, K up to 96, arrays
+  2-16 a side, SRAMs of 1-8 kB so that operands are refetched and the OFMAP buffer drains many
+  times, bandwidths 1-16 that often do not divide the buffer sizes): a stress test of the rule.
 
 Bandwidth: in USER mode SCALE-Sim reads IFMAP/filter DRAM bandwidth from ``[layout]
 IfmapSRAMBankBandwidth`` / ``FilterSRAMBankBandwidth`` and the OFMAP one from ``Bandwidth``
@@ -40,7 +43,9 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing
+import math
 import os
+import random
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +53,9 @@ from dataclasses import dataclass
 import _scalesim_run as SR
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SEED = 20261204
+N_RANDOM = 40
+MAX_RANDOM_CYCLES = 20_000
 CONV_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
                "Num Filter, Strides,\n")
 # Upstream CI goldens (scale-sim-v3 test/general/golden_trace_user_*/COMPUTE_REPORT.csv):
@@ -144,7 +152,32 @@ def all_cases() -> list[Case]:
                                       (64, 16, "os"), (1, 512, "os"), (4, 32, "is")]):
         cases.append(Case(f"sweep_{i:02d}_bw{bw}_{kb}kB_{df}", "sweep", "gemm_128x192x160",
                           (128, 192, 160), 16, 16, df, (kb, kb, kb), bw))
+    cases += random_cases()
     return cases
+
+
+def random_cases(n: int = N_RANDOM, seed: int = SEED) -> list[Case]:
+    """Seeded small layers with small SRAMs (every third one a conv); dataflows cycle os/ws/is."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        df = ("os", "ws", "is")[i % 3]
+        while True:
+            r, c = rng.randint(2, 16), rng.randint(2, 16)
+            if i % 3 == 2:
+                h, w = rng.randint(3, 14), rng.randint(3, 14)
+                fh, fw, s = rng.randint(1, min(h, 4)), rng.randint(1, min(w, 4)), rng.randint(1, 3)
+                dims = (h, w, fh, fw, rng.randint(1, 8), rng.randint(1, 40), s)
+                m = math.ceil((h - fh + s) / s) * math.ceil((w - fw + s) / s)
+                mnk = (m, dims[5], fh * fw * dims[4])
+            else:
+                dims = mnk = tuple(rng.randint(1, 96) for _ in range(3))
+            if SR.GEN.closed_form_cycles(*mnk, r, c, df) <= MAX_RANDOM_CYCLES:
+                break
+        kb = tuple(rng.randint(1, 8) for _ in range(3))
+        out.append(Case(f"random_{i:02d}_{df}", "random", "random", dims, r, c, df, kb,
+                        rng.randint(1, 16)))
+    return out
 
 
 def _lowered(layer) -> dict:
