@@ -270,11 +270,30 @@ def run_one(job: tuple[str, dict]) -> dict:
         "spatial_mapping": sm, "temporal_mapping_innermost_first": tm, "word_accesses": words}}
 
 
+def _cached_run(job: tuple[str, dict, str]) -> dict:
+    design, layer, cache_dir = job
+    if not cache_dir:
+        return run_one((design, layer))
+    name = f"{design}__{layer['group']}__{layer['names'][0]}__{layer['form']}.json"
+    path = os.path.join(cache_dir, name)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    res = run_one((design, layer))
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(res, f)
+    os.replace(path + ".tmp", path)
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     ap.add_argument("--only", default="", help="comma-separated design names (default: all)")
+    ap.add_argument("--cache-dir", default="",
+                    help="keep each run's result here and reuse it (resumable runs)")
     args = ap.parse_args(argv)
     from importlib.metadata import version
     if version("zigzag-dse") != "3.9.1":
@@ -283,13 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     bad = [d for d in designs if d not in DESIGNS]
     if bad:
         raise SystemExit(f"unknown design {bad[0]!r}; choose from {sorted(DESIGNS)}")
-    jobs = [(d, lay) for d in designs for lay in layers()]
+    jobs = [(d, lay, args.cache_dir) for d in designs for lay in layers()]
     t0 = time.perf_counter()
     if args.jobs == 1:
-        results = [run_one(j) for j in jobs]
+        results = [_cached_run(j) for j in jobs]
     else:
         with multiprocessing.Pool(args.jobs, maxtasksperchild=4) as pool:
-            results = pool.map(run_one, jobs, chunksize=1)
+            results = pool.map(_cached_run, jobs, chunksize=1)
     rows, detail = [], {}
     for res in results:
         for name in res["names"]:
