@@ -226,8 +226,10 @@ def _version(simulator: str) -> str:
     return out.stdout.strip()
 
 
+# -CFLAGS -O0: the C++ compile dominates a build (about 2/3 of it at -O1) and the
+# simulations here are short, so an unoptimised build is the faster round trip.
 _VERILATOR_FLAGS = ("--binary", "--timing", "-O1", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                    "--build-jobs", "2", "-CFLAGS", "-O1")
+                    "--build-jobs", "2", "-CFLAGS", "-O0")
 
 
 def build(bench: Bench, simulator: str = "verilator", cache_dir: str | os.PathLike | None = None
