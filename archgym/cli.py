@@ -209,6 +209,47 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_rtl(args: argparse.Namespace) -> int:
+    """``rtl emit`` writes a datapath's Verilog; ``rtl check`` cosimulates it (exit 1 on a mismatch)."""
+    from . import rtl
+
+    raw = _parse_assignments(args.param, "--param")
+    if args.rtl_cmd == "emit":
+        print(f"wrote {rtl.emit(args.datapath, raw, args.out)}")
+        return 0
+    from rtl_models.cosim import SimulatorError
+
+    try:
+        rep = rtl.check(args.datapath, raw, vectors=args.vectors, seed=args.seed, simulator=args.simulator,
+                        verilog=args.verilog)
+    except SimulatorError as e:
+        raise CliError(str(e).splitlines()[0]) from None
+    if rep.mismatch is not None:
+        print(rep.mismatch.format())
+    print(rep.summary())
+    return 0 if rep.passed else 1
+
+
+def _add_rtl_parser(sub) -> None:
+    from .rtl import DATAPATHS
+
+    rt = sub.add_parser("rtl", help="emit a datapath's Verilog or cosimulate it against its Python model")
+    rsub = rt.add_subparsers(dest="rtl_cmd", required=True, parser_class=_Parser)
+    for name, what in (("emit", "write synthesizable Verilog (.v) into --out"),
+                       ("check", "run the Verilog in a Verilog simulator against the Python model")):
+        c = rsub.add_parser(name, help=what)
+        c.add_argument("datapath", help=f"one of: {', '.join(DATAPATHS)}")
+        c.add_argument("--param", action="append", default=[], metavar="K=V",
+                       help="build parameter, e.g. rows=8 (repeatable)")
+        if name == "emit":
+            c.add_argument("--out", required=True, help="output directory")
+        else:
+            c.add_argument("--vectors", type=int, default=10_000, help="random vectors (default: 10000)")
+            c.add_argument("--seed", type=int, default=0)
+            c.add_argument("--simulator", default="verilator", help="verilator (default) or icarus")
+            c.add_argument("--verilog", help="check this Verilog file instead of the generated one")
+
+
 # --- parser ------------------------------------------------------------------------------
 def _add_env_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered env id (see `archgym envs`)")
@@ -266,6 +307,7 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler instead")
     sw.add_argument("--dry-run", action="store_true", help="list the expanded runs and exit")
     sw.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    _add_rtl_parser(sub)
     return p
 
 
@@ -316,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             params = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_") and v is not None}
             return cmd_run(args, params)
         return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
-                "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep}[args.cmd](args)
+                "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep, "rtl": cmd_rtl}[args.cmd](args)
     except KeyboardInterrupt:
         print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)
         return 130
