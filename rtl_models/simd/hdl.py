@@ -135,6 +135,9 @@ class _SMMW(Datapath):
                      "past max_safe_accumulations without a drain if drain_every allows (field carry)"),
                LaneVector(tuple(pack(wmax, 0) for _ in range(5)), (amax,) * 5, "low weight only"),
                LaneVector(tuple(pack(0, wmax) for _ in range(5)), (amax,) * 5, "high weight only")]
+        long_k = min(c.drain_every + 3, c.max_safe_accumulations + 2, 4096)
+        out += [LaneVector((pack(wmax, 0),) * long_k, (amax,) * long_k, "low weight only, long (field 0 carry)"),
+                LaneVector((pack(0, wmax),) * long_k, (amax,) * long_k, "high weight only, long (field 1 carry)")]
         # enough drains of max products to overflow a narrow wide accumulator
         per_drain = c.drain_every * c.max_product
         need = -(-((1 << c.acc_bits)) // max(per_drain, 1)) * c.drain_every + 1
