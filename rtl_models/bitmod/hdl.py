@@ -144,6 +144,36 @@ def BitmodPEHW(p: BitmodPEParams):
     rne = p.rounding == "rne"
     booth = bits in (6, 8)
 
+    class RowAcc(wiring.Component):
+        """Adds each dequantized group result into the row's output; applies the channel scale at the end."""
+
+        def __init__(self):
+            super().__init__({"add": In(1), "dm": In(signed(p.deq_man_bits)), "dx": In(signed(EXP_BITS)),
+                              "end": In(1), "cscale": In(16), "res_vld": Out(1),
+                              "res_m": Out(signed(p.out_man_bits)), "res_x": Out(signed(EXP_BITS))})
+
+        def elaborate(self, platform):
+            m = Module()
+            out_m, out_x = Signal(signed(p.out_man_bits)), Signal(signed(EXP_BITS))
+            no_m, no_x = add_round(m, out_m, out_x, self.dm, self.dx, rng["xmin_o"], rng["w_o"], p.out_man_bits,
+                                   rne, "oacc")
+            with m.If(self.add):
+                m.d.sync += [out_m.eq(no_m), out_x.eq(no_x)]
+            if p.scale == "int8":
+                ce = self.cscale[10:15]
+                cm = Mux(ce == 0, self.cscale[0:10], self.cscale[0:10] | 0x400)
+                fprod = Signal(signed(p.out_man_bits + 12))
+                m.d.comb += fprod.eq(no_m * cm)
+                fx = Signal(signed(EXP_BITS))
+                m.d.comb += fx.eq(no_x + Mux(ce == 0, 1, ce) - 25)
+                f_m, f_x = round_fixed(m, fprod, p.out_man_bits + 12, fx, p.out_man_bits, rne, "chan")
+            else:
+                f_m, f_x = no_m, no_x
+            m.d.sync += self.res_vld.eq(self.end)
+            with m.If(self.end):
+                m.d.sync += [self.res_m.eq(f_m), self.res_x.eq(f_x), out_m.eq(0), out_x.eq(0)]
+            return m
+
     class PE(wiring.Component):
         def __init__(self):
             super().__init__({
@@ -168,7 +198,6 @@ def BitmodPEHW(p: BitmodPEParams):
             deq_bit = Signal(range(n_sb + 1))
             deq_prod = Signal(signed(p.acc_man_bits + n_sb + 1))
             acc_m, acc_x = Signal(signed(p.acc_man_bits)), Signal(signed(EXP_BITS))
-            out_m, out_x = Signal(signed(p.out_man_bits)), Signal(signed(EXP_BITS))
 
             start = Signal()
             m.d.comb += [self.in_ready.eq((t == 0) & ~pend_v & ~row_done), start.eq(self.in_valid & self.in_ready)]
@@ -259,12 +288,11 @@ def BitmodPEHW(p: BitmodPEParams):
             deq_px = Signal(signed(EXP_BITS))
             m.d.comb += deq_px.eq(deq_x + qx)
             dm, dx = round_fixed(m, prod, p.acc_man_bits + n_sb + 1, deq_px, p.deq_man_bits, rne, "deq")
-            no_m, no_x = add_round(m, out_m, out_x, dm, dx, rng["xmin_o"], rng["w_o"], p.out_man_bits, rne, "oacc")
             finishing = deq_v & (deq_bit == n_sb - 1)
             with m.If(deq_v):
                 m.d.sync += [deq_prod.eq(prod), deq_bit.eq(deq_bit + 1)]
                 with m.If(finishing):
-                    m.d.sync += [deq_v.eq(0), out_m.eq(no_m), out_x.eq(no_x)]
+                    m.d.sync += deq_v.eq(0)
             # handover at the end of the cycle, from the values this cycle produced
             with m.If(new_pend_v & (~deq_v | finishing)):
                 m.d.sync += [deq_v.eq(1), deq_m.eq(new_pend_m), deq_x.eq(new_pend_x), deq_s.eq(new_pend_s),
@@ -273,21 +301,14 @@ def BitmodPEHW(p: BitmodPEParams):
                 m.d.sync += [pend_v.eq(new_pend_v), pend_m.eq(new_pend_m), pend_x.eq(new_pend_x),
                              pend_s.eq(new_pend_s)]
 
-            # ---- end of row: the last dequant cycle with nothing left
+            # ---- the row accumulator (per PE column in the paper's array): its own module
             row_end = finishing & row_done & ~pend_v
-            if p.scale == "int8":
-                ce = h_cscale[10:15]
-                cm = Mux(ce == 0, h_cscale[0:10], h_cscale[0:10] | 0x400)
-                fprod = Signal(signed(p.out_man_bits + 12))
-                m.d.comb += fprod.eq(no_m * cm)
-                fx = Signal(signed(EXP_BITS))
-                m.d.comb += fx.eq(no_x + Mux(ce == 0, 1, ce) - 25)
-                f_m, f_x = round_fixed(m, fprod, p.out_man_bits + 12, fx, p.out_man_bits, rne, "chan")
-            else:
-                f_m, f_x = no_m, no_x
-            m.d.sync += self.res_vld.eq(row_end)
+            racc = m.submodules.row_acc = RowAcc()
+            m.d.comb += [racc.add.eq(finishing), racc.dm.eq(dm), racc.dx.eq(dx), racc.end.eq(row_end),
+                         racc.cscale.eq(h_cscale), self.res_vld.eq(racc.res_vld), self.res_m.eq(racc.res_m),
+                         self.res_x.eq(racc.res_x)]
             with m.If(row_end):
-                m.d.sync += [self.res_m.eq(f_m), self.res_x.eq(f_x), out_m.eq(0), out_x.eq(0), row_done.eq(0)]
+                m.d.sync += row_done.eq(0)
             m.d.comb += self.busy.eq(mid | pend_v | deq_v | row_done)
             return m
 
