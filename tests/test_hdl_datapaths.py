@@ -97,3 +97,14 @@ def test_ternary_vectors_overflow_both_ways_and_flag_the_invalid_code():
     assert firsts["all +127 x +1 (positive overflow)"] == 2047 // 127  # first k with 127*(k+1) > 2047
     assert firsts["all -128 x +1 (negative overflow)"] == 2048 // 128
     assert traces[[v.label for v in vecs].index("invalid code 10")][-1]["bad"] == 1
+
+
+@pytest.mark.parametrize("name, raw", [c for c in CONFIGS if c[0] in ("systolic-array", "systolic-pe", "smmw-lane")],
+                         ids=[i for c, i in zip(CONFIGS, IDS) if c[0] in ("systolic-array", "systolic-pe", "smmw-lane")])
+def test_trace_replay_is_the_models_own_loop(name, raw):
+    # expect() records per-cycle registers by stepping the model; it must end where the model's
+    # fold loop / packed GEMM does, with the same cycles and per-cycle MACs
+    dp = rtl.datapath(name)
+    p = dp.params(raw)
+    for v in dp.vectors(p, 60, np.random.default_rng(3)):
+        assert dp.replay_matches_model(p, v), dp.describe(v)

@@ -181,20 +181,18 @@ class _SMMW(Datapath):
             rows.append({"take": 1, "lane": lane.value, "count": lane.count, "wide0": wide[0], "wide1": wide[1],
                          "carry": sticky_carry, "acc_ovf": sticky_ovf, "carry_evt": carry_evt,
                          "ovf_evt": ovf_evt})
-        self._check_against_gemm(c, v, wide, rows)
         return beats, rows
 
-    @staticmethod
-    def _check_against_gemm(c: SMMWConfig, v: LaneVector, wide, rows) -> None:
-        """The lane replay must agree with packed_gemm_reference on the same 1 x K x 2 GEMM."""
+    def replay_matches_model(self, c: SMMWConfig, v: LaneVector) -> bool:
+        """True if the lane replay of :meth:`expect` ends where ``packed_gemm_reference`` (1 x K x 2) does."""
         from .gemm import packed_gemm_reference
 
+        _, rows = self.expect(c, v)
         mask = (1 << c.slot_bits) - 1
         w = np.array([[p & mask, p >> c.slot_bits] for p in v.packed], np.int64)
-        a = np.array([v.act], np.int64)
-        res = packed_gemm_reference(a, w, config=c, on_carry="report")
-        if list(res.out[0]) != wide or res.carry_detected != bool(rows[-1]["carry"] or rows[-1]["acc_ovf"]):
-            raise AssertionError("internal error: cosim replay of SMMWLane diverged from packed_gemm_reference")
+        res = packed_gemm_reference(np.array([v.act], np.int64), w, config=c, on_carry="report")
+        return ([int(x) for x in res.out[0]] == [rows[-1]["wide0"], rows[-1]["wide1"]]
+                and res.carry_detected == bool(rows[-1]["carry"] or rows[-1]["acc_ovf"]))
 
 
 SMMW_LANE = _SMMW()
