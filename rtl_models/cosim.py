@@ -47,7 +47,7 @@ from typing import Any, Sequence
 __all__ = [
     "Port", "Bench", "SimulatorError", "SIMULATORS", "default_cache_dir", "testbench",
     "build", "run", "Mismatch", "compare_traces", "split_trace", "simulator_available",
-    "Datapath", "parse_params", "CheckReport", "check",
+    "Datapath", "parse_params", "CheckReport", "check", "abbrev",
 ]
 
 SIMULATORS: tuple[str, ...] = ("verilator", "icarus")
@@ -469,6 +469,14 @@ class Datapath:
     def describe(self, vector: Any) -> str:
         """One line naming the vector's inputs, for a mismatch report."""
         return repr(vector)
+
+
+def abbrev(values: Any, n: int = 12) -> str:
+    """A list for a one-line report: the first ``n`` items, then how many more."""
+    seq = list(values)
+    if len(seq) <= n:
+        return str(seq)
+    return str(seq[:n])[:-1] + f", ... ({len(seq) - n} more)]"
 
 
 def parse_params(cls: type, raw: dict[str, Any], datapath: str) -> Any:

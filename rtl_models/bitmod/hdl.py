@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cosim import Bench, Datapath, Port
+from ..cosim import Bench, Datapath, Port, abbrev
 from .datatypes import LANES, candidate_sets, terms_per_weight
 from .hdl_arith import EXP_BITS, add_round, round_fixed
 from .pe import BitmodPE, PEConfig, Rounding
@@ -450,8 +450,8 @@ class _Bitmod(Datapath):
 
     def describe(self, v: RowVector) -> str:
         acts = [float(_f16(b)) for b in v.act_bits]
-        return (f"{v.label}; groups={len(v.selectors)}; selectors={list(v.selectors)}; codes={list(v.codes)}; "
-                f"activations={acts}; group scales={list(v.gscales)}; channel scale bits={v.cscale:#06x}")
+        return (f"{v.label}; groups={len(v.selectors)}; selectors={abbrev(v.selectors)}; codes={abbrev(v.codes)}; "
+                f"activations={abbrev(acts)}; group scales={abbrev(v.gscales)}; channel scale bits={v.cscale:#06x}")
 
     def _quant(self, p: BitmodPEParams, v: RowVector) -> BitmodQuant:
         ng = len(v.selectors)

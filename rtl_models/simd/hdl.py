@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cosim import Bench, Datapath, Port
+from ..cosim import Bench, Datapath, Port, abbrev
 from .layout import SMMWConfig, SMMWLane
 
 __all__ = ["SMMWLaneHW", "SMMW_LANE"]
@@ -153,7 +153,7 @@ class _SMMW(Datapath):
         return out
 
     def describe(self, v: LaneVector) -> str:
-        return f"{v.label}; K={len(v.act)}; packed={list(v.packed)}; act={list(v.act)}"
+        return f"{v.label}; K={len(v.act)}; pair={abbrev(v.packed)}; act={abbrev(v.act)}"
 
     def expect(self, c: SMMWConfig, v: LaneVector):
         lane = SMMWLane(c, on_carry="report")

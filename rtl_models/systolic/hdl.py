@@ -32,7 +32,7 @@ import numpy as np
 from .accumulator import Accumulator
 from .array import (OSRegs, StationaryRegs, _skewed_edge, os_drain_step, os_stream_step, preload_step,
                     run_os_fold, run_stationary_fold, stationary_stream_step)
-from ..cosim import Bench, Datapath, Port
+from ..cosim import Bench, Datapath, Port, abbrev
 
 __all__ = ["SystolicHW", "SystolicPE", "SystolicArray", "SYSTOLIC_PE", "SYSTOLIC_ARRAY"]
 
@@ -403,7 +403,8 @@ class _Systolic(Datapath):
             names = ("A_tile (R x K)", "B_tile (K x C)")
         else:
             names = ("W_tile (R x C)", "X_tile (T x R)")
-        return (f"{v.label}; used PEs {v.used}; {names[0]}={v.tile1.tolist()}; {names[1]}={v.tile2.tolist()}")
+        return (f"{v.label}; used PEs {v.used}; {names[0]}={abbrev(v.tile1.tolist(), 8)}; "
+                f"{names[1]}={abbrev(v.tile2.tolist(), 8)}")
 
     @staticmethod
     def _os(v: FoldVector) -> bool:

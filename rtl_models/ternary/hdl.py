@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cosim import Bench, Datapath, Port
+from ..cosim import Bench, Datapath, Port, abbrev
 from .bitlinear import BitLinearConfig, OverflowPolicy, accumulate
 from .quant import TernaryWeights, pack_ternary
 
@@ -140,7 +140,7 @@ class _Ternary(Datapath):
         return out
 
     def describe(self, v: TernaryVector) -> str:
-        return f"{v.label}; K={len(v.q)}; q={v.q.tolist()}; t={v.t.tolist()} (2 = invalid code 10)"
+        return f"{v.label}; K={len(v.q)}; q={abbrev(v.q.tolist())}; t={abbrev(v.t.tolist())} (2 = invalid code 10)"
 
     def expect(self, p: TernaryAccParams, v: TernaryVector):
         k = len(v.q)
