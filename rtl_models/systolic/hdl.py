@@ -175,12 +175,13 @@ def SystolicArray(p: SystolicHW):
             take = Signal()
             m.d.comb += take.eq(self.in_valid & self.in_ready)
 
-            def skew(lanes: int, width: int, data, name: str, with_last: bool):
-                """Lane l delayed by l registers; returns per-lane (value, valid) and lane-last's last bit."""
+            def skew(lanes: int, width: int, data, name: str, with_last: bool, valid):
+                """Lane l delayed by l registers; per-lane (value, valid), the delay registers' valids,
+                and the last bit of the last lane (the token of row R-1)."""
                 out, any_v, last_bit = [], [], None
                 for lane in range(lanes):
                     v = data[lane * width:(lane + 1) * width].as_signed()
-                    vld, lst = take, self.last & take
+                    vld, lst = valid, self.last & valid
                     for d in range(lane):
                         rv = Signal(signed(width), name=f"{name}_skew_{lane}_{d}")
                         rvld = Signal(name=f"{name}_skew_vld_{lane}_{d}")
@@ -202,8 +203,8 @@ def SystolicArray(p: SystolicHW):
             # the last token travels with the operand of row R-1 (os: a, ws: x) to PE (R-1, C-1)
             row_last = [Signal(name=f"last_{j}") for j in range(C)]
             if os_:
-                a_edge, a_any, last_edge = skew(R, ab, self.a_in, "a", True)
-                b_edge, b_any, _ = skew(C, wb, self.b_in, "b", False)
+                a_edge, a_any, last_edge = skew(R, ab, self.a_in, "a", True, take)
+                b_edge, b_any, _ = skew(C, wb, self.b_in, "b", False, take)
                 draining = Signal()
                 d_cnt = Signal(range(R + 1))
                 flush = Signal()
@@ -243,23 +244,7 @@ def SystolicArray(p: SystolicHW):
             x_take = Signal()
             m.d.comb += x_take.eq(take & ~preload)
             # x lanes only move on stream beats: the skew buffer's valid is gated with ~preload
-            x_edge, x_any, last_edge = [], [], None
-            for lane in range(R):
-                v = self.x_in[lane * ab:(lane + 1) * ab].as_signed()
-                vld, lst = x_take, self.last & x_take
-                for d in range(lane):
-                    rv = Signal(signed(ab), name=f"x_skew_{lane}_{d}")
-                    rvld = Signal(name=f"x_skew_vld_{lane}_{d}")
-                    m.d.sync += [rv.eq(v), rvld.eq(vld)]
-                    x_any.append(rvld)
-                    v, vld = rv, rvld
-                    if lane == R - 1:
-                        rl = Signal(name=f"x_skew_last_{d}")
-                        m.d.sync += rl.eq(lst)
-                        lst = rl
-                x_edge.append((v, vld))
-                if lane == R - 1:
-                    last_edge = lst
+            x_edge, x_any, last_edge = skew(R, ab, self.x_in, "x", True, x_take)
             done = pes[R - 1][C - 1].fire & (last_edge if C == 1 else row_last[C - 2])
             do_preload = preload & take
             for i in range(R):
