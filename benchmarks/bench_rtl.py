@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 
 from archgym import rtl
 
@@ -46,7 +45,6 @@ def main() -> int:
     failed = 0
     with tempfile.TemporaryDirectory(prefix="archgym-bench-rtl-") as cache:
         for name, raw in CONFIGS:
-            t0 = time.perf_counter()
             rep = rtl.check(name, raw, vectors=args.vectors, seed=args.seed, simulator=args.simulator,
                             cache_dir=cache)
             again = rtl.check(name, raw, vectors=0, seed=args.seed, simulator=args.simulator, cache_dir=cache)
@@ -57,7 +55,6 @@ def main() -> int:
             if not rep.passed:
                 failed += 1
                 print(rep.mismatch.format(), file=sys.stderr)
-            del t0
     return 1 if failed else 0
 
 

@@ -99,8 +99,11 @@ def test_ternary_vectors_overflow_both_ways_and_flag_the_invalid_code():
     assert traces[[v.label for v in vecs].index("invalid code 10")][-1]["bad"] == 1
 
 
-@pytest.mark.parametrize("name, raw", [c for c in CONFIGS if c[0] in ("systolic-array", "systolic-pe", "smmw-lane")],
-                         ids=[i for c, i in zip(CONFIGS, IDS) if c[0] in ("systolic-array", "systolic-pe", "smmw-lane")])
+REPLAYED = ("systolic-array", "systolic-pe", "smmw-lane")
+
+
+@pytest.mark.parametrize("name, raw", [c for c in CONFIGS if c[0] in REPLAYED],
+                         ids=[i for c, i in zip(CONFIGS, IDS) if c[0] in REPLAYED])
 def test_trace_replay_is_the_models_own_loop(name, raw):
     # expect() records per-cycle registers by stepping the model; it must end where the model's
     # fold loop / packed GEMM does, with the same cycles and per-cycle MACs

@@ -163,7 +163,8 @@ def compare(rows: list[dict]) -> str:
         a, w = (int(t[1:]) for t in r["design"].split()[2:4])
         ws = by.get(r["design"].replace("os PE", "ws PE"))
         out.append(f"| a{a} w{w} | {tech_pe_um2(a, w):.0f} | {tech_pe_um2(a, w) / tech_pe_um2(8, 8):.2f} | "
-                   f"{r['area_proxy'] / ref['os']['area_proxy']:.2f} | {(r['lut4'] + r['carry']) / (ref['os']['lut4'] + ref['os']['carry']):.2f} | "
+                   f"{r['area_proxy'] / ref['os']['area_proxy']:.2f} | "
+                   f"{(r['lut4'] + r['carry']) / (ref['os']['lut4'] + ref['os']['carry']):.2f} | "
                    f"{(ws['area_proxy'] / ref['ws']['area_proxy']) if ws else float('nan'):.2f} |")
     out += ["", "## BitMoD PE vs FP16 and ANT-style PEs", "",
             "| PE | model um^2 (ACCEL_SPECS) | model ratio to FP16 | area proxy | ratio to FP16 | "

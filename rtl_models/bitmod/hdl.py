@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -133,7 +132,7 @@ def _ranges(p: BitmodPEParams) -> dict[str, int]:
 def BitmodPEHW(p: BitmodPEParams):
     """The PE as an Amaranth component (ports and schedule in the module docstring)."""
     try:
-        from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+        from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
         from amaranth.lib import wiring
         from amaranth.lib.wiring import In, Out
     except ImportError:
@@ -352,7 +351,8 @@ def BitmodPEHW(p: BitmodPEParams):
                 lexpr = Mux(rem[b], b, lexpr)
             m.d.comb += lp.eq(lexpr)
             lo_man, hi_man = rem[0:4] != 0, hp != 0
-            m.d.comb += [tsign.eq(vs), texp.eq(Mux(t == 0, lp, Mux(hp != 0, hp - 1, 0))), tman.eq(Mux(t == 0, lo_man, hi_man))]
+            m.d.comb += [tsign.eq(vs), texp.eq(Mux(t == 0, lp, Mux(hp != 0, hp - 1, 0))),
+                         tman.eq(Mux(t == 0, lo_man, hi_man))]
             return tsign, texp, tman
     return PE()
 

@@ -18,7 +18,6 @@ this edge. A job starts fresh on the beat after ``last``: its first beat accumul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 

@@ -18,7 +18,6 @@ that the register equals the exact sum), so the hardware's sticky ``ovf`` flag a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
