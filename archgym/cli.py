@@ -302,6 +302,47 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def cmd_rtl(args: argparse.Namespace) -> int:
+    """``rtl emit`` writes a datapath's Verilog; ``rtl check`` cosimulates it (exit 1 on a mismatch)."""
+    from . import rtl
+
+    raw = _parse_assignments(args.param, "--param")
+    if args.rtl_cmd == "emit":
+        print(f"wrote {rtl.emit(args.datapath, raw, args.out)}")
+        return 0
+    from rtl_models.cosim import SimulatorError
+
+    try:
+        rep = rtl.check(args.datapath, raw, vectors=args.vectors, seed=args.seed, simulator=args.simulator,
+                        verilog=args.verilog)
+    except SimulatorError as e:
+        raise CliError(str(e).splitlines()[0]) from None
+    if rep.mismatch is not None:
+        print(rep.mismatch.format())
+    print(rep.summary())
+    return 0 if rep.passed else 1
+
+
+def _add_rtl_parser(sub) -> None:
+    from .rtl import DATAPATHS
+
+    rt = sub.add_parser("rtl", help="emit a datapath's Verilog or cosimulate it against its Python model")
+    rsub = rt.add_subparsers(dest="rtl_cmd", required=True, parser_class=_Parser)
+    for name, what in (("emit", "write synthesizable Verilog (.v) into --out"),
+                       ("check", "run the Verilog in a Verilog simulator against the Python model")):
+        c = rsub.add_parser(name, help=what)
+        c.add_argument("datapath", help=f"one of: {', '.join(DATAPATHS)}")
+        c.add_argument("--param", action="append", default=[], metavar="K=V",
+                       help="build parameter, e.g. rows=8 (repeatable)")
+        if name == "emit":
+            c.add_argument("--out", required=True, help="output directory")
+        else:
+            c.add_argument("--vectors", type=int, default=10_000, help="random vectors (default: 10000)")
+            c.add_argument("--seed", type=int, default=0)
+            c.add_argument("--simulator", default="verilator", help="verilator (default) or icarus")
+            c.add_argument("--verilog", help="check this Verilog file instead of the generated one")
+
+
 # --- parser ------------------------------------------------------------------------------
 def _add_env_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered env id (see `archgym envs`)")
@@ -400,6 +441,7 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
                    help="datapath option, e.g. acc_bits=20 (repeatable; see docs/validate.md)")
     v.add_argument("--shrink", type=int, default=3, help="failing cases to shrink (default: 3)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_rtl_parser(sub)
     return p
 
 
@@ -456,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, params)
         return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
                 "optimum": cmd_optimum, "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep,
-                "validate": cmd_validate}[args.cmd](args)
+                "validate": cmd_validate, "rtl": cmd_rtl}[args.cmd](args)
     except KeyboardInterrupt:
         print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)
         return 130

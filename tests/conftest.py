@@ -50,3 +50,11 @@ def _torchvision_ops_for_cpu_torch():
 
 
 _TORCHVISION_SHIM = _torchvision_ops_for_cpu_torch()
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rtl_cache(tmp_path_factory):
+    """One Verilator/Icarus build cache per test session (tests/test_hdl_*.py), outside the checkout."""
+    return tmp_path_factory.mktemp("rtl-cache")
