@@ -9,13 +9,13 @@ SCALE-Sim needs ``numpy<2.4`` (with numpy 2.4 every run crashes in
 ``double_buffered_scratchpad_mem.py``: SCALE-Sim issue #160), so run this in a virtualenv of its
 own, never the project one; e.g., from the repository root::
 
-    python3 -m venv scalesim-venv
-    scalesim-venv/bin/pip install scalesim==3.0.0
-    scalesim-venv/bin/pip install "numpy<2.4"
-    scalesim-venv/bin/python benchmarks/time_scalesim.py --layer small_128 --runs 5
-    scalesim-venv/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
+    python3 -m venv venvs/scalesim
+    venvs/scalesim/bin/pip install scalesim==3.0.0
+    venvs/scalesim/bin/pip install "numpy<2.4"
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer small_128 --runs 5
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
         --dataflow ws --runs 1
-    scalesim-venv/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
         --dataflow os --runs 1 --timeout 900
 
 Whole topology files (issue #13: ``archgym eval`` vs SCALE-Sim on the same file): ``--topology``
@@ -24,7 +24,7 @@ takes a file under ``tests/data/scalesim_topologies/`` (GEMM format when it is u
 ``layer`` is ``file:<path>``, ``total_cycles`` the sum of the layers' Total Cycles, and ``note``
 adds the CPU seconds of each run (robust when other jobs share the cores) and the load average::
 
-    scalesim-venv/bin/python benchmarks/time_scalesim.py \
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py \
         --topology conv_nets/Googlenet.csv --dataflow ws --runs 3
 
 Measured with scalesim 3.0.0, numpy 2.3.5, CPython 3.11.7 on a shared 2-core x86 machine.

@@ -7,10 +7,10 @@ SCALE-Sim needs ``numpy<2.4`` (with numpy 2.4 every run crashes in
 ``double_buffered_scratchpad_mem.py``: SCALE-Sim issue #160), so it lives in a virtualenv of its
 own, never in the project environment. Regenerate from the repository root with, e.g.::
 
-    python3 -m venv scalesim-venv
-    scalesim-venv/bin/pip install scalesim==3.0.0
-    scalesim-venv/bin/pip install "numpy<2.4"
-    scalesim-venv/bin/python tests/data/gen_scalesim_goldens.py --jobs 2
+    python3 -m venv venvs/scalesim
+    venvs/scalesim/bin/pip install scalesim==3.0.0
+    venvs/scalesim/bin/pip install "numpy<2.4"
+    venvs/scalesim/bin/python tests/data/gen_scalesim_goldens.py --jobs 2
 
 Produced with scalesim 3.0.0, numpy 2.3.5, pandas 3.1.1, CPython 3.11.7: 367 rows in 99 s of
 wall time with ``--jobs 2`` on an idle 2-core machine (220 s when the machine was busy). The output is
