@@ -5,17 +5,17 @@ layer, M, N, K, rows, cols, dataflow, total_cycles, wall_s_median, n_runs, plus 
 (every run, ';'-separated), sram_kb, peak_rss_mb (largest child-process RSS) and note (set when
 a run was killed by ``--timeout``; then n_runs counts only the finished runs).
 
-SCALE-Sim needs ``numpy<2.4`` (reference sheet /work/shared/reference/scalesim.md §1.2), so run
-this with the separate SCALE-Sim virtualenv, never the project one::
+SCALE-Sim needs ``numpy<2.4`` (with numpy 2.4 every run crashes in
+``double_buffered_scratchpad_mem.py``: SCALE-Sim issue #160), so run this in a virtualenv of its
+own, never the project one; e.g., from the repository root::
 
-    python3 -m venv /work/scalesim-venv
-    /work/scalesim-venv/bin/pip install scalesim==3.0.0
-    /work/scalesim-venv/bin/pip install "numpy<2.4"
-    cd /work/main
-    /work/scalesim-venv/bin/python benchmarks/time_scalesim.py --layer small_128 --runs 5
-    /work/scalesim-venv/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
+    python3 -m venv venvs/scalesim
+    venvs/scalesim/bin/pip install scalesim==3.0.0
+    venvs/scalesim/bin/pip install "numpy<2.4"
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer small_128 --runs 5
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
         --dataflow ws --runs 1
-    /work/scalesim-venv/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
         --dataflow os --runs 1 --timeout 900
 
 Whole topology files (issue #13: ``archgym eval`` vs SCALE-Sim on the same file): ``--topology``

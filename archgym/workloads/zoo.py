@@ -87,7 +87,8 @@ class ModelConfig:
 
 
 def _mmfree_intermediate(d: int) -> int:
-    # HGRNBitConfig: I = 256 * ceil(floor(d * 4 * 2 / 3) / 256)  (matmulfree.md §1.1)
+    # I = 256 * ceil(floor(d * 4 * 2 / 3) / 256): HGRNBitMLP with HGRNBitConfig's hidden_ratio 4
+    # (ridgerchu/matmulfreellm mmfreelm/models/hgrn_bit/modeling_hgrn_bit.py)
     return 256 * math.ceil(math.floor(d * 4 * 2 / 3) / 256)
 
 
@@ -108,24 +109,28 @@ MODELS: dict[str, ModelConfig] = {
         ModelConfig("llama-2-13b", "llama", 40, 5120, 13824, 40, 40, 32000, _HF + "meta-llama/Llama-2-13b-hf"),
         ModelConfig("llama-3-8b", "llama", 32, 4096, 14336, 32, 8, 128256, _HF + "meta-llama/Meta-Llama-3-8B"),
         # M3ViT: ViT-S geometry with 12 heads, MoE in odd blocks, 16 experts top-4, expert hidden 384
-        # (m3vit.md §1.1-1.2).  "vocab" is unused for a ViT.
+        # (VITA-Group/M3ViT at d448b6f: pup_moe_vit_small configs, README training flags,
+        # models/vision_transformer_moe.py; M3ViT paper §3.1 for K = 4 of N = 16).
+        # "vocab" is unused for a ViT.
         ModelConfig(
-            "m3vit-vit-s", "vit-moe", 12, 384, 1536, 12, 12, 0, "VITA-Group/M3ViT configs (m3vit.md §1.1-1.2)",
+            "m3vit-vit-s", "vit-moe", 12, 384, 1536, 12, 12, 0, "VITA-Group/M3ViT configs (d448b6f)",
             n_experts=16, top_k=4, expert_hidden=384,
         ),
-        # MatMul-free LM (matmulfree.md §1.1): ternary weights, heads=1 MLGRU, vocab 32000.
+        # MatMul-free LM (ridgerchu/matmulfreellm README and HGRNBitConfig): ternary weights,
+        # heads=1 MLGRU, vocab 32000.
         ModelConfig("mmfree-370m", "hgrn-bit", 24, 1024, _mmfree_intermediate(1024), 1, 1, 32000,
-                    "ridger/MMfreeLM-370M (matmulfree.md §1.1)", w_bits=2),
+                    "ridger/MMfreeLM-370M (ridgerchu/matmulfreellm README)", w_bits=2),
         ModelConfig("mmfree-1.3b", "hgrn-bit", 24, 2048, _mmfree_intermediate(2048), 1, 1, 32000,
-                    "ridger/MMfreeLM-1.3B (matmulfree.md §1.1)", w_bits=2),
+                    "ridger/MMfreeLM-1.3B (ridgerchu/matmulfreellm README)", w_bits=2),
         ModelConfig("mmfree-2.7b", "hgrn-bit", 32, 2560, _mmfree_intermediate(2560), 1, 1, 32000,
-                    "ridger/MMfreeLM-2.7B (matmulfree.md §1.1)", w_bits=2),
+                    "ridger/MMfreeLM-2.7B (ridgerchu/matmulfreellm README)", w_bits=2),
         ModelConfig("mmfree-block-d512", "hgrn-bit", 1, 512, _mmfree_intermediate(512), 1, 1, 32000,
-                    "the FPGA measurement point: one block at d=512 (matmulfree.md §7.1)", w_bits=2),
+                    "FPGA measurement point: one block, d=512 (arXiv 2406.02528 v5)", w_bits=2),
     ]
 }
 
-# Token counts of the M3ViT datasets (m3vit.md §1.1): patches + CLS.
+# Token counts of the M3ViT datasets, derived from the input sizes of the VITA-Group/M3ViT configs
+# (PASCAL-Context 512x512, NYUD-v2 480x640) at patch 16: patches + CLS.
 VIT_TOKENS = {"pascal": 1025, "nyud": 1201}
 
 
@@ -138,7 +143,9 @@ def get_model(name: str) -> ModelConfig:
 
 
 DECODER_FAMILIES = ("opt", "phi", "llama", "gpt2", "mixtral")
-DEFAULT_SEQ_LEN = 256     # prefill tokens when not given (BitMoD's context length, bitmod.md §3.4)
+# Prefill tokens when not given: BitMoD's context length (cxt = 256 in the bitmod_sim of
+# abdelfattah-lab/BitMoD-HPCA-25).
+DEFAULT_SEQ_LEN = 256
 DEFAULT_GEN_TOKENS = 20   # decode steps of the "generative" phase (BitMoD's generative task)
 
 
@@ -253,7 +260,8 @@ def vit_moe_workload(cfg: ModelConfig, dataset: str = "pascal", *, moe: bool = T
     """M3ViT ViT-S encoder for ``batch`` frames of ``dataset`` (``"pascal"`` 1025 tokens,
     ``"nyud"`` 1201 tokens).  Even blocks use the dense MLP; odd blocks use the
     MoE (``moe=False`` gives the dense ViT-S baseline).  Patch embedding and
-    task decoders are not included (m3vit.md §2.6 calibrates the encoder only).
+    task decoders are not included (the throughput calibration derived from M3ViT's
+    Table 4 counts the encoder only).
     ``task`` names the task whose router a multi-gate model uses (routing data; the
     layer shapes do not change).
     """
