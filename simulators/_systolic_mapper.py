@@ -519,9 +519,11 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
     ``a_bits``, filter at ``w_bits``, ofmap as ``psum_bits`` partial sums).  Returns
     ``(compute, ifmap_sram_reads, filter_sram_reads, ofmap_sram_writes, psum_sram_reads,
     dram_read_bits, dram_write_bits, tile_m, tile_k, tile_n, case, passes_if, passes_fl,
-    passes_of, held_mask)``: word counts are array-side SRAM accesses, ``passes_*`` how
-    often each operand crosses the DRAM interface, ``held_mask`` bit 0/1/2 = the ifmap/
-    filter/ofmap tile is held in its SRAM.
+    passes_of, held_mask, array_passes)``: word counts are array-side SRAM accesses,
+    ``passes_*`` how often each operand crosses the DRAM interface, ``held_mask`` bit 0/1/2
+    = the ifmap/filter/ofmap tile is held in its SRAM, ``array_passes`` the passes of the
+    array (each pays the fill and drain once: compute = passes * F + row folds * column
+    folds * T).
     """
     mk = M * K
     kn = K * N
@@ -565,4 +567,4 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
     rd = e_if * p_if + e_fl * p_fl + psum_bits * mn * (p_of - 1)
     wr = mn * a_bits + psum_bits * mn * (p_of - 1)
     return (comp, mk * u_if, kn * u_fl, mn * u_of, mn * (u_of - 1), rd, wr, tm, tk, tn, case,
-            p_if, p_fl, p_of, held)
+            p_if, p_fl, p_of, held, PA * PB * nT)
