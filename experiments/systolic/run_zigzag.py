@@ -4,13 +4,14 @@ Models archgym's systolic design (an R x C MAC array, three SRAMs for ifmap I, f
 ofmap O incl. partial sums, one DRAM) in ZigZag (``zigzag-dse==3.9.1``, KU Leuven MICAS), runs
 ZigZag's mapper (LOMA temporal mapping, fixed spatial mapping per dataflow, best mapping by
 energy) on Llama-2-7B prefill/decode GEMMs and ResNet-18 convolutions, and saves ZigZag's
-outputs so archgym's tests can check them without ZigZag installed:
+outputs so archgym's tests can check them without ZigZag installed (each layer twice: the
+best mapping by energy, ``opt=energy``, and the best by latency, ``opt=latency``):
 
 * ``zigzag_results.csv``: one row per (design, layer): per-operand DRAM traffic in bits
   (``dram_I_read_bits``, ``dram_W_read_bits``, ``dram_O_write_bits``, ``dram_O_read_bits`` = partial
   sums read back), energy in pJ (total, MAC, each SRAM, DRAM per operand), latency cycles and its
   parts, utilisation, and the mapping as text;
-* ``zigzag_mappings.json``: the same rows keyed by ``design/layer/form`` with the spatial and
+* ``zigzag_mappings.json``: the same rows keyed by ``design/group/layer/form/opt`` with the spatial and
   temporal mapping per operand and memory level (innermost loop first) and the word accesses per
   level and direction, as ZigZag reports them.
 
@@ -33,7 +34,7 @@ Modelling (the note ``zigzag_crosscheck.md`` lists every assumption and what cou
 * precisions: I 8, W 8, O 32 (partial sums), O_final 8;
 * spatial mapping fixed by the dataflow: ws = D1 <- reduction (GEMM K / conv C), D2 <- N
   (conv K); os = D1 <- M (conv OX), D2 <- N (conv K). The temporal mapping is ZigZag's LOMA
-  search (``lpf_limit`` 6) with the best energy.
+  search (``lpf_limit`` 6), best by energy and, separately, best by latency.
 
 Layers: Llama-2-7B (hidden 4096, FFN 11008, 32 heads of 128, vocab 32000) prefill at sequence
 256 and decode (M = 1, 256 cached tokens); ResNet-18 conv1 and each distinct 3x3/1x1 conv
@@ -213,7 +214,7 @@ def run_one(job: tuple[str, dict]) -> dict:
     from zigzag.api import get_hardware_performance_zigzag
     from zigzag.mapping.data_movement import DataDirection as DD
 
-    design, layer = job
+    design, layer, opt = job
     rows, cols, df, kb_i, kb_w, kb_o, dram_bytes = DESIGNS[design]
     with tempfile.TemporaryDirectory(prefix="zigzag_") as tmp:
         hw_path, map_path = os.path.join(tmp, "hw.yaml"), os.path.join(tmp, "map.yaml")
@@ -223,13 +224,13 @@ def run_one(job: tuple[str, dict]) -> dict:
             yaml.safe_dump(mapping(design, layer["form"]), f, sort_keys=False)
         t0 = time.perf_counter()
         _e, _l, cmes = get_hardware_performance_zigzag(
-            workload=workload(layer), accelerator=hw_path, mapping=map_path, opt="energy",
+            workload=workload(layer), accelerator=hw_path, mapping=map_path, opt=opt,
             dump_folder=os.path.join(tmp, "out"), lpf_limit=6, loma_show_progress_bar=False)
         wall = time.perf_counter() - t0
     cme = cmes[0][1][0][0]
     row = {"design": design, "rows": rows, "cols": cols, "dataflow": df, "ifmap_sram_kb": kb_i,
            "filter_sram_kb": kb_w, "ofmap_sram_kb": kb_o, "dram_bytes_per_cycle": dram_bytes,
-           "group": layer["group"], "form": layer["form"], "opt": "energy",
+           "group": layer["group"], "form": layer["form"], "opt": opt,
            **{k: layer.get(k, "") for k in ("M", "N", "K", "ofmap_hw", "filter_hw", "channels",
                                              "stride")},
            "energy_total_pj": cme.energy_total, "mac_energy_pj": cme.mac_energy,
@@ -263,23 +264,24 @@ def run_one(job: tuple[str, dict]) -> dict:
     row["temporal_mapping"] = "; ".join(
         f"{op}: " + " | ".join(f"{LEVELS[i]}[{' '.join(lv)}]" for i, lv in enumerate(levels))
         for op, levels in sorted(tm.items()))
-    print(f"{design:16s} {layer['group']:18s} {layer['names'][0]:24s} {layer['form']:4s} "
+    print(f"{design:16s} {layer['group']:18s} {layer['names'][0]:24s} {layer['form']:4s} {opt} "
           f"E={cme.energy_total:.4g} pJ lat={cme.latency_total2:.0f} wall={wall:5.1f}s",
           file=sys.stderr, flush=True)
     return {"row": row, "names": layer["names"], "detail": {
         "spatial_mapping": sm, "temporal_mapping_innermost_first": tm, "word_accesses": words}}
 
 
-def _cached_run(job: tuple[str, dict, str]) -> dict:
-    design, layer, cache_dir = job
+def _cached_run(job: tuple[str, dict, str, str]) -> dict:
+    design, layer, opt, cache_dir = job
     if not cache_dir:
-        return run_one((design, layer))
-    name = f"{design}__{layer['group']}__{layer['names'][0]}__{layer['form']}.json"
+        return run_one((design, layer, opt))
+    tail = "" if opt == "energy" else f"__{opt}"
+    name = f"{design}__{layer['group']}__{layer['names'][0]}__{layer['form']}{tail}.json"
     path = os.path.join(cache_dir, name)
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
-    res = run_one((design, layer))
+    res = run_one((design, layer, opt))
     os.makedirs(cache_dir, exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(res, f)
@@ -292,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     ap.add_argument("--only", default="", help="comma-separated design names (default: all)")
+    ap.add_argument("--opt", default="energy,latency",
+                    help="ZigZag's mapping criteria, comma-separated (default energy,latency)")
     ap.add_argument("--cache-dir", default="",
                     help="keep each run's result here and reuse it (resumable runs)")
     args = ap.parse_args(argv)
@@ -302,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [d for d in designs if d not in DESIGNS]
     if bad:
         raise SystemExit(f"unknown design {bad[0]!r}; choose from {sorted(DESIGNS)}")
-    jobs = [(d, lay, args.cache_dir) for d in designs for lay in layers()]
+    opts = args.opt.split(",")
+    if not set(opts) <= {"energy", "latency"}:
+        raise SystemExit(f"--opt={args.opt!r}; allowed: energy, latency (comma-separated)")
+    jobs = [(d, lay, o, args.cache_dir) for o in opts for d in designs for lay in layers()]
     t0 = time.perf_counter()
     if args.jobs == 1:
         results = [_cached_run(j) for j in jobs]
@@ -314,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in res["names"]:
             row = {**res["row"], "layer": name}
             rows.append(row)
-            detail[f"{row['design']}/{row['group']}/{name}/{row['form']}"] = {
+            detail[f"{row['design']}/{row['group']}/{name}/{row['form']}/{row['opt']}"] = {
                 **{k: row[k] for k in COLS if k not in ("spatial_mapping", "temporal_mapping")},
                 **res["detail"]}
     with open(os.path.join(HERE, "zigzag_results.csv"), "w", newline="") as f:

@@ -26,7 +26,7 @@ from archgym.workloads.layers import Gemm, Workload
 from simulators.systolic import SystolicSimulator, layer_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KEYS = ("design", "group", "layer", "form", "M", "N", "K", "rows", "cols", "dataflow",
+KEYS = ("design", "group", "layer", "form", "opt", "M", "N", "K", "rows", "cols", "dataflow",
         "ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb", "dram_bytes_per_cycle")
 COLS = KEYS + (
     "zz_dram_I_read_bits", "zz_dram_W_read_bits", "zz_dram_O_write_bits", "zz_dram_O_read_bits",

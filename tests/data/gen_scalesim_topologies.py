@@ -28,8 +28,12 @@ and wall time.
 What is run, and what is cut. SCALE-Sim simulates about 5-20 k cycles per second (its memory
 model walks every demand line in Python), so a (layer, array, dataflow) run is skipped when its
 stall-free CALC cycle count (the closed form ``closed_form_cycles`` of gen_scalesim_goldens.py,
-exact on every golden) exceeds ``CYCLE_CAP``. The skipped runs (e.g. every layer of unet2d, yolo, alexnet, UNet_2d; the big layers of gnmt, gpt2,
-vit_l, Resnet18, FasterRCNN at 8x8) are simply absent from the goldens;
+exact on every golden) exceeds ``CYCLE_CAP`` (60 k cycles, about 5-25 s of SCALE-Sim). Cut this
+way: every layer of GEMM_mnk gnmt, gpt2, unet2d, vit_l_last and conv_nets alexnet, alexnet_full,
+alexnet_part, Resnet_test, UNet_2d, yolo, yolo_tiny_layer1 (millions of cycles per layer), and the
+larger layers or arrays of the other files (e.g. 8x8 runs of most ImageNet layers). 788 runs
+remain: 16 GEMM layers, about 130 shipped conv layers and all 75 random layers (after the
+depthwise expansion). The skipped runs are simply absent from the goldens;
 ``scalesim_topology_layers.csv`` still lists their parse. SCALE-Sim layers are independent (every
 layer gets a fresh ``single_layer_sim`` and memory system in ``simulator.run``), so each unique
 parsed layer is run once, alone, as a one-row topology file of the same format (conv or GEMM),
