@@ -414,13 +414,32 @@ class SystolicSimulator(Simulator):
             breakdown=LayerBreakdown(workload.lowered(), rows, g[:, 3], d["dataflow"], self._code, per_layer),
         )
 
+    def distinct_gemms(self, workload: str | Workload) -> np.ndarray:
+        """:meth:`gemms` with rows of the same shape merged (counts summed): what the batched
+        kernel prices, each distinct ``(m, k, n)`` once per design (identical GEMMs price
+        identically).  Cached per workload."""
+        w = self.workload(workload)
+        cache = self.__dict__.setdefault("_distinct", {})
+        g = cache.get(w.key)
+        if g is None:
+            a = w.gemm_array()
+            shapes, inv = np.unique(a[:, :3], axis=0, return_inverse=True)
+            counts = np.bincount(inv.ravel(), weights=a[:, 3]).astype(np.int64)
+            g = np.ascontiguousarray(np.column_stack([shapes, counts]).astype(np.int64))
+            g.setflags(write=False)
+            if len(cache) >= 64:
+                cache.clear()
+            cache[w.key] = g
+        return g
+
     def evaluate_batch(self, indices: np.ndarray, workload: str | Workload) -> dict[str, np.ndarray]:
-        """Numba-batched evaluation of index vectors ``(n, 10)``; returns metric arrays."""
+        """Numba-batched evaluation of index vectors ``(n, 10)``; returns metric arrays (no
+        breakdown; each distinct GEMM shape of the workload is priced once per design)."""
         idx = np.asarray(indices, dtype=np.int64)
         vals = [v[idx[:, j]] for j, v in enumerate(self._vals)]
         rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = vals
         res = _kern.batch_eval(
-            self.gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
+            self.distinct_gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
             ifk.astype(np.int64) * 8192, flk.astype(np.int64) * 8192, ofk.astype(np.int64) * 8192,
             bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._code,
         )
