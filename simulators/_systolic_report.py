@@ -67,7 +67,9 @@ class LayerBreakdown(Mapping):
 
     Each entry: ``cycles``, ``latency_s``, ``energy_j`` (all repetitions of the layer),
     ``compute_cycles``, ``stall_cycles``, ``fill_drain_cycles``, ``dram_bytes``, ``mac_count``,
-    the energy parts, and ``mapping`` (text, :func:`describe_mapping`; for a layer of several
+    the energy parts (SRAM also per operand: ``{ifmap,filter,ofmap}_sram_energy_j``, and the array's
+    SRAM accesses ``ifmap_sram_read_bits``, ``filter_sram_read_bits``, ``ofmap_sram_{write,read}_bits``),
+    and ``mapping`` (text, :func:`describe_mapping`; for a layer of several
     GEMMs, e.g. an MoE block, one clause per GEMM).  In mapped mode a one-GEMM layer also has
     ``tile_m_count``, ``tile_k_count``, ``tile_n_count`` and ``{ifmap,filter,ofmap}_dram_passes_count``.
     """
@@ -93,7 +95,9 @@ class LayerBreakdown(Mapping):
         per = self._derive(totals.T, macs, rows[:, _COL["passes"]].astype(float) * cnt)
         per["cycles"] = totals[:, 1]
         keys = ("cycles", "latency_s", "energy_j", "compute_cycles", "stall_cycles", "fill_drain_cycles",
-                "dram_bytes", "mac_count", "mac_energy_j", "sram_energy_j", "dram_energy_j", "static_energy_j")
+                "dram_bytes", "mac_count", "mac_energy_j", "sram_energy_j", "dram_energy_j", "static_energy_j",
+                "ifmap_sram_energy_j", "filter_sram_energy_j", "ofmap_sram_energy_j", "ifmap_sram_read_bits",
+                "filter_sram_read_bits", "ofmap_sram_write_bits", "ofmap_sram_read_bits")
         data: dict[str, dict[str, Any]] = {}
         i = 0
         for name, gemms in self._lowered:

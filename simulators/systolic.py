@@ -405,7 +405,17 @@ class SystolicSimulator(Simulator):
                                       area_mm2=area)
 
         def per_layer(totals, macs, passes):
-            return _derive(totals, macs, passes, *consts)
+            v = _derive(totals, macs, passes, *consts)
+            # per-operand SRAM energy (the breakdown only; its sum is sram_energy_j)
+            v["ifmap_sram_energy_j"] = totals[2] * d["act_bits"] * _sram_pj_per_bit(d["ifmap_sram_kb"]) * 1e-12
+            v["filter_sram_energy_j"] = totals[3] * d["weight_bits"] * _sram_pj_per_bit(d["filter_sram_kb"]) * 1e-12
+            v["ofmap_sram_energy_j"] = ((totals[4] + totals[5]) * _kern.PSUM_BITS
+                                        * _sram_pj_per_bit(d["ofmap_sram_kb"]) * 1e-12)
+            v["ifmap_sram_read_bits"] = totals[2] * d["act_bits"]
+            v["filter_sram_read_bits"] = totals[3] * d["weight_bits"]
+            v["ofmap_sram_write_bits"] = totals[4] * _kern.PSUM_BITS
+            v["ofmap_sram_read_bits"] = totals[5] * _kern.PSUM_BITS
+            return v
 
         return Metrics(
             cycles=int(out[1]), latency_s=v.pop("latency_s"), energy_j=v.pop("energy_j"), power_w=v.pop("power_w"),
