@@ -21,7 +21,8 @@ this with the separate SCALE-Sim virtualenv, never the project one::
 Whole topology files (issue #13: ``archgym eval`` vs SCALE-Sim on the same file): ``--topology``
 takes a file under ``tests/data/scalesim_topologies/`` (GEMM format when it is under
 ``GEMM_mnk/``) and times one SCALE-Sim run of every layer of it on a 32x32 array; the row's
-``layer`` is ``file:<path>``, ``total_cycles`` the sum of the layers' Total Cycles::
+``layer`` is ``file:<path>``, ``total_cycles`` the sum of the layers' Total Cycles, and ``note``
+adds the CPU seconds of each run (robust when other jobs share the cores) and the load average::
 
     venvs/scalesim/bin/python benchmarks/time_scalesim.py \
         --topology conv_nets/Googlenet.csv --dataflow ws --runs 3
@@ -109,9 +110,9 @@ def one_run(spec: tuple[int, int, int, int, int, str, int]) -> tuple[float, int,
     return wall, cycles, rss_mb
 
 
-def one_file_run(spec: tuple[str, int, int, str, int]) -> tuple[float, int, float]:
+def one_file_run(spec: tuple[str, int, int, str, int]) -> tuple[float, int, float, float]:
     """Run a whole topology file in this (child) process; return (wall s, summed Total Cycles,
-    peak RSS MB)."""
+    peak RSS MB, CPU s of this process)."""
     from scalesim.scale_sim import scalesim
 
     rel, rows, cols, df, kb = spec
@@ -123,15 +124,15 @@ def one_file_run(spec: tuple[str, int, int, str, int]) -> tuple[float, int, floa
                                                 filter_kb=kb, ofmap_kb=kb, dataflow=df))
         with open(lay, "w") as f:
             f.write(LAYOUT_HEADER)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sim = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo,
                        layout=lay, input_type_gemm=rel.startswith("GEMM_mnk"))
         sim.run_scale(top_path=os.path.join(tmp, "out"))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         with open(os.path.join(tmp, "out", "run", "COMPUTE_REPORT.csv")) as f:
             cycles = sum(int(line.split(",")[2]) for line in f.read().splitlines()[1:] if line)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return wall, cycles, rss_mb
+    return wall, cycles, rss_mb, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         df = args.dataflow or DEFAULT_DATAFLOW[args.layer]
         m, n, k, rows, cols = LAYERS[args.layer]
         spec = [m, n, k, rows, cols, df, args.sram_kb]
-    walls, cycles, rss = [], set(), 0.0
+    walls, cycles, rss, cpus = [], set(), 0.0, []
     note = ""
     for i in range(args.runs):
         try:
@@ -182,12 +183,18 @@ def main(argv: list[str] | None = None) -> int:
             break
         if proc.returncode != 0:
             raise RuntimeError(f"child run failed:\n{proc.stderr}")
-        wall, cyc, rss_mb = json.loads(proc.stdout.strip().splitlines()[-1])
+        wall, cyc, rss_mb, *cpu = json.loads(proc.stdout.strip().splitlines()[-1])
         walls.append(wall)
+        cpus += cpu
         cycles.add(cyc)
         rss = max(rss, rss_mb)
         print(f"{args.layer} {df} run {i + 1}/{args.runs}: {wall:.2f} s, {cyc} cycles, "
               f"RSS {rss_mb:.0f} MB", file=sys.stderr, flush=True)
+    if cpus:  # whole-file runs: CPU time too, since the machine may be shared
+        load = os.getloadavg()[0]
+        note = (note + "; " if note else "") + (
+            f"CPU s median {statistics.median(cpus):.1f} (runs {';'.join(f'{c:.1f}' for c in cpus)})"
+            f"; load average {load:.1f} at the end")
     if len(cycles) > 1:
         raise RuntimeError(f"runs disagree on Total Cycles: {sorted(cycles)}")
     row = {"layer": args.layer, "M": m, "N": n, "K": k, "rows": rows, "cols": cols,

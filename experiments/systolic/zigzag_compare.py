@@ -90,13 +90,15 @@ def main() -> int:
         w = csv.DictWriter(f, fieldnames=COLS, lineterminator="\n")
         w.writeheader()
         w.writerows(out)
-    for key in ("ratio_dram_bits", "ratio_energy", "ratio_cycles"):
-        for form in ("gemm", "conv"):
-            vals = [float(r[key]) for r in out if r["form"] == form and r[key]]
-            if vals:
-                gm = math.exp(sum(map(math.log, vals)) / len(vals))
-                print(f"{key} ({form}, {len(vals)} rows): geometric mean {gm:.3g}, "
-                      f"range {min(vals):.3g}-{max(vals):.3g}")
+    for opt in ("energy", "latency"):
+        for key in ("ratio_dram_bits", "ratio_energy", "ratio_sram_energy", "ratio_cycles"):
+            for form in ("gemm", "conv"):
+                vals = [float(r[key]) for r in out
+                        if r["opt"] == opt and r["form"] == form and r[key]]
+                if vals:
+                    gm = math.exp(sum(map(math.log, vals)) / len(vals))
+                    print(f"ZigZag best by {opt}: {key} ({form}, {len(vals)} rows): geometric "
+                          f"mean {gm:.3g}, range {min(vals):.3g}-{max(vals):.3g}")
     return 0
 
 
