@@ -10,6 +10,11 @@ Modes
 * ``mode="scalesim"``: SCALE-Sim 3.0.0's reported "Total Cycles" in CALC mode, exactly, quirks
   included, and its SRAM/DRAM word counts where they are closed-form (golden data:
   ``tests/data/scalesim_goldens.csv``, ``tests/data/scalesim_topology_goldens.csv``).
+* ``mode="scalesim-user"``: SCALE-Sim 3.0.0's USER (bandwidth-limited) mode, exactly: its "Total
+  Cycles", "Stall Cycles" and DRAM word counts with ``dram_bw_bytes`` words (bytes) per cycle for
+  all three operands (``simulators._systolic_user``; golden data ``tests/data/scalesim_user_goldens.csv``).
+  A walk over every demand line of every layer: its cost grows with the cycle count, so it is a
+  validation mode for small layers, not a search mode.
 
 The array (every mode)
 ----------------------
@@ -94,11 +99,12 @@ from archgym.workloads import Workload, WorkloadError, workload_names
 from . import _systolic_kernels as _kern
 from ._systolic_mapper import map_gemm
 from ._systolic_report import LayerBreakdown
+from ._systolic_user import user_mode
 
 __all__ = ["gemm_cycles", "SystolicSimulator", "TECH", "DATAFLOWS", "MODES", "MAPPINGS", "layer_model"]
 
 DATAFLOWS = ("os", "ws", "is")
-MODES = ("default", "scalesim")
+MODES = ("default", "scalesim", "scalesim-user")
 MAPPINGS = ("best", "fixed")
 #: largest MAC count of one GEMM instance the int64 kernels price without overflow
 MAX_GEMM_MACS = 1 << 48
@@ -253,7 +259,7 @@ class SystolicSimulator(Simulator):
     ``ifmap_sram_kb``, ``filter_sram_kb``, ``ofmap_sram_kb`` (double-buffered SRAMs),
     ``dram_bw_bytes`` (bytes per cycle), ``clock_mhz``, ``act_bits``, ``weight_bits``.
 
-    Options: ``mode`` ("default" or "scalesim", see the module docstring), ``mapping`` ("best":
+    Options: ``mode`` ("default", "scalesim" or "scalesim-user", see the module docstring), ``mapping`` ("best":
     the mapper; "fixed": the pre-mapper loop order; default mode only), ``max_area_mm2`` (area
     budget; a design over it is infeasible).  ``Metrics.breakdown[layer_name]`` has each layer's
     cycles, latency, energy and chosen mapping (:class:`simulators._systolic_report.LayerBreakdown`).
@@ -277,7 +283,7 @@ class SystolicSimulator(Simulator):
         if mapping != "best" and mode != "default":
             raise ValueError(f"mapping={mapping!r} applies to mode='default' only (mode={mode!r} has no mapper)")
         self.mapping = mapping
-        self._code = _kern.SCALESIM if self._mode == 1 else (_kern.MAPPED if mapping == "best" else _kern.FIXED)
+        self._code = _kern.SCALESIM if self._mode >= 1 else (_kern.MAPPED if mapping == "best" else _kern.FIXED)
         if isinstance(max_area_mm2, bool) or not isinstance(max_area_mm2, (int, float)) \
                 or not math.isfinite(max_area_mm2) or max_area_mm2 <= 0:
             raise ValueError(f"max_area_mm2={max_area_mm2!r} must be a finite number > 0")
@@ -396,6 +402,8 @@ class SystolicSimulator(Simulator):
             d["filter_sram_kb"] * 8192, d["ofmap_sram_kb"] * 8192, d["dram_bw_bytes"] * 8,
             d["act_bits"], d["weight_bits"], self._code, rows, out,
         )
+        if self._mode == 2:
+            self._user_rows(d, workload, rows, out)
         consts = (d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"],
                   d["clock_mhz"], d["act_bits"], d["weight_bits"], self._mode)
         v = _derive(out[:8], out[8], out[9], *consts)
@@ -442,9 +450,47 @@ class SystolicSimulator(Simulator):
             cache[w.key] = g
         return g
 
+    def _user_rows(self, d: dict, workload: Workload, rows: np.ndarray, out: np.ndarray) -> None:
+        """USER mode: replace each row's cycles and DRAM bits by SCALE-Sim's walk (SRAM counts stay
+        the closed form of CALC mode, which USER mode shares), then redo the totals."""
+        from archgym.workloads import Conv
+
+        cache = self.__dict__.setdefault("_user_cache", {})
+        lowered = dict(workload.lowered())
+        i = 0
+        for layer in workload.layers:
+            gemms = lowered.get(layer.name)
+            if gemms is None:
+                continue
+            for g in gemms:
+                conv = None
+                if isinstance(layer, Conv) and layer.batch == 1 and layer.groups == 1 \
+                        and layer.stride_h == layer.stride_w:
+                    conv = (layer.in_h, layer.in_w, layer.filter_h, layer.filter_w, layer.channels,
+                            layer.num_filters, layer.stride_h)
+                key = (g.m, g.n, g.k, conv, d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"],
+                       d["filter_sram_kb"], d["ofmap_sram_kb"], d["dram_bw_bytes"])
+                r = cache.get(key)
+                if r is None:
+                    r = user_mode(g.m, g.n, g.k, d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"],
+                                  d["filter_sram_kb"], d["ofmap_sram_kb"], d["dram_bw_bytes"], conv)
+                    if len(cache) >= 4096:
+                        cache.clear()
+                    cache[key] = r
+                rows[i, 1] = r["total_cycles"]
+                rows[i, 0] = r["total_cycles"] - r["stall_cycles"]
+                rows[i, 6] = 8 * (r["ifmap_dram_reads"] + r["filter_dram_reads"])
+                rows[i, 7] = 8 * r["ofmap_dram_writes"]
+                i += 1
+        cnt = workload.gemm_array()[:, 3].astype(float)
+        out[:8] = (rows[:, :8] * cnt[:, None]).sum(axis=0)
+
     def evaluate_batch(self, indices: np.ndarray, workload: str | Workload) -> dict[str, np.ndarray]:
         """Numba-batched evaluation of index vectors ``(n, 10)``; returns metric arrays (no
-        breakdown; each distinct GEMM shape of the workload is priced once per design)."""
+        breakdown; each distinct GEMM shape of the workload is priced once per design).  USER
+        mode evaluates design by design."""
+        if self._mode == 2:
+            return super().evaluate_batch(indices, workload)
         idx = np.asarray(indices, dtype=np.int64)
         vals = [v[idx[:, j]] for j, v in enumerate(self._vals)]
         rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = vals
@@ -472,7 +518,7 @@ def _sram_pj_per_bit(kb):
 
 def _fill_drain(rows, cols, dataflow, mode):
     """Cycles of one pass's fill and drain: ``2R + C - 2``; SCALE-Sim's os ``R + C - 2``."""
-    os_scalesim = (np.asarray(dataflow) == "os") if mode == 1 else False
+    os_scalesim = (np.asarray(dataflow) == "os") if mode >= 1 else False
     return np.where(os_scalesim, rows + cols - 2, 2 * rows + cols - 2)
 
 
