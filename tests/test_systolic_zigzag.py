@@ -29,7 +29,8 @@ def _load_table_script():
 TABLE = _load_table_script()
 ROWS = TABLE.build()
 COMMITTED = list(csv.DictReader((HERE / "zigzag_table.csv").open()))
-ZZ = {(r["design"], r["group"], r["layer"], r["form"]): r for r in csv.DictReader((HERE / "zigzag_results.csv").open())}
+ZZ = {(r["design"], r["group"], r["layer"], r["form"]): r for r in csv.DictReader((HERE / "zigzag_results.csv").open())
+      if r["opt"] == "energy"}
 MAPS = json.loads((HERE / "zigzag_mappings.json").read_text())
 IDS = [f"{r['design']}/{r['layer']}/{r['form']}" for r in ROWS]
 
@@ -65,7 +66,7 @@ def test_every_ratio_outside_the_band_is_explained(row):
 
 def _zz_mapping(z):
     """ZigZag's SRAM tiles (elements) and DRAM passes, read from its loop nest (innermost first)."""
-    e = MAPS[f"{z['design']}/{z['group']}/{z['layer']}/gemm"]
+    e = MAPS[f"{z['design']}/{z['group']}/{z['layer']}/gemm/energy"]
     rel = {"I": ("D0", "D2"), "W": ("D2", "D1"), "O": ("D0", "D1")}
     spatial = {}
     for part in e["spatial_mapping"].split("W:")[0].split("("):
