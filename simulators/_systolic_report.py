@@ -74,11 +74,11 @@ class LayerBreakdown(Mapping):
     ``tile_m_count``, ``tile_k_count``, ``tile_n_count`` and ``{ifmap,filter,ofmap}_dram_passes_count``.
     """
 
-    __slots__ = ("_lowered", "_rows", "_counts", "_dataflow", "_mode", "_derive", "_data")
+    __slots__ = ("_workload", "_rows", "_counts", "_dataflow", "_mode", "_derive", "_data")
 
-    def __init__(self, lowered: tuple, rows: np.ndarray, counts: np.ndarray, dataflow: str, mode: int,
+    def __init__(self, workload: Any, rows: np.ndarray, counts: np.ndarray, dataflow: str, mode: int,
                  derive: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]) -> None:
-        self._lowered = lowered
+        self._workload = workload  # its lowered() layers are listed on first access
         self._rows = rows
         self._counts = counts
         self._dataflow = dataflow
@@ -89,8 +89,9 @@ class LayerBreakdown(Mapping):
     def _build(self) -> dict[str, dict[str, Any]]:
         if self._data is not None:
             return self._data
+        lowered = self._workload.lowered()
         rows, cnt = self._rows, self._counts.astype(float)
-        macs = np.array([g.m * g.k * g.n for _, gs in self._lowered for g in gs], dtype=float) * cnt
+        macs = np.array([g.m * g.k * g.n for _, gs in lowered for g in gs], dtype=float) * cnt
         totals = rows[:, :len(_kern.LAYER_FIELDS)].astype(float) * cnt[:, None]
         per = self._derive(totals.T, macs, rows[:, _COL["passes"]].astype(float) * cnt)
         per["cycles"] = totals[:, 1]
@@ -100,7 +101,7 @@ class LayerBreakdown(Mapping):
                 "filter_sram_read_bits", "ofmap_sram_write_bits", "ofmap_sram_read_bits")
         data: dict[str, dict[str, Any]] = {}
         i = 0
-        for name, gemms in self._lowered:
+        for name, gemms in lowered:
             sl = slice(i, i + len(gemms))
             entry: dict[str, Any] = {k: float(np.sum(per[k][sl])) for k in keys}
             entry["cycles"] = int(round(entry["cycles"]))
@@ -129,13 +130,13 @@ class LayerBreakdown(Mapping):
         return self._build()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(name for name, _ in self._lowered)
+        return iter(self._build())
 
     def __len__(self) -> int:
-        return len(self._lowered)
+        return len(self._build())
 
     def __repr__(self) -> str:
-        return f"LayerBreakdown({list(self)!r})"
+        return f"LayerBreakdown({self._workload.source!r})"
 
     def __reduce__(self):
         # pickles (sweep workers, caches) as the plain dict it stands for

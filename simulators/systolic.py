@@ -86,6 +86,7 @@ our estimates, not published values.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping
 
@@ -406,30 +407,18 @@ class SystolicSimulator(Simulator):
             self._user_rows(d, workload, rows, out)
         consts = (d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"],
                   d["clock_mhz"], d["act_bits"], d["weight_bits"], self._mode)
-        v = _derive(out[:8], out[8], out[9], *consts)
+        tot = out.tolist()  # Python floats: scalar numpy arithmetic is several times slower
+        v = _derive(tot[:8], tot[8], tot[9], *consts)
         area = v.pop("area_mm2")
         if area > self.max_area_mm2:
             return Metrics.infeasible(f"area {area:.1f} mm^2 exceeds the {self.max_area_mm2:g} mm^2 budget",
                                       area_mm2=area)
-
-        def per_layer(totals, macs, passes):
-            v = _derive(totals, macs, passes, *consts)
-            # per-operand SRAM energy (the breakdown only; its sum is sram_energy_j)
-            v["ifmap_sram_energy_j"] = totals[2] * d["act_bits"] * _sram_pj_per_bit(d["ifmap_sram_kb"]) * 1e-12
-            v["filter_sram_energy_j"] = totals[3] * d["weight_bits"] * _sram_pj_per_bit(d["filter_sram_kb"]) * 1e-12
-            v["ofmap_sram_energy_j"] = ((totals[4] + totals[5]) * _kern.PSUM_BITS
-                                        * _sram_pj_per_bit(d["ofmap_sram_kb"]) * 1e-12)
-            v["ifmap_sram_read_bits"] = totals[2] * d["act_bits"]
-            v["filter_sram_read_bits"] = totals[3] * d["weight_bits"]
-            v["ofmap_sram_write_bits"] = totals[4] * _kern.PSUM_BITS
-            v["ofmap_sram_read_bits"] = totals[5] * _kern.PSUM_BITS
-            return v
-
+        per_layer = functools.partial(_per_layer, consts)
         return Metrics(
             cycles=int(out[1]), latency_s=v.pop("latency_s"), energy_j=v.pop("energy_j"), power_w=v.pop("power_w"),
             area_mm2=area, onchip_bytes=v.pop("onchip_bytes"), dram_bytes=v.pop("dram_bytes"),
             throughput_per_s=v.pop("throughput_per_s"), utilization_frac=v.pop("utilization_frac"), extra=v,
-            breakdown=LayerBreakdown(workload.lowered(), rows, g[:, 3], d["dataflow"], self._code, per_layer),
+            breakdown=LayerBreakdown(workload, rows, g[:, 3], d["dataflow"], self._code, per_layer),
         )
 
     def distinct_gemms(self, workload: str | Workload) -> np.ndarray:
@@ -505,6 +494,21 @@ class SystolicSimulator(Simulator):
         return out
 
 
+def _per_layer(consts, totals, macs, passes):
+    """The breakdown's per-layer metrics: :func:`_derive`, plus per-operand SRAM energy and the
+    array's SRAM accesses (their sums are ``sram_energy_j`` and the SRAM byte counts)."""
+    v = _derive(totals, macs, passes, *consts)
+    _r, _c, _df, ifk, flk, ofk, _clk, ab, wb, _m = consts
+    v["ifmap_sram_energy_j"] = totals[2] * ab * _sram_pj_per_bit(ifk) * 1e-12
+    v["filter_sram_energy_j"] = totals[3] * wb * _sram_pj_per_bit(flk) * 1e-12
+    v["ofmap_sram_energy_j"] = (totals[4] + totals[5]) * _kern.PSUM_BITS * _sram_pj_per_bit(ofk) * 1e-12
+    v["ifmap_sram_read_bits"] = totals[2] * ab
+    v["filter_sram_read_bits"] = totals[3] * wb
+    v["ofmap_sram_write_bits"] = totals[4] * _kern.PSUM_BITS
+    v["ofmap_sram_read_bits"] = totals[5] * _kern.PSUM_BITS
+    return v
+
+
 def _area_um2(rows, cols, act_bits, weight_bits, sram_kb_total):
     t = TECH
     pe = (t["mult_um2_8x8"] * act_bits * weight_bits / 64.0 + t["add32_um2"]
@@ -518,8 +522,11 @@ def _sram_pj_per_bit(kb):
 
 def _fill_drain(rows, cols, dataflow, mode):
     """Cycles of one pass's fill and drain: ``2R + C - 2``; SCALE-Sim's os ``R + C - 2``."""
-    os_scalesim = (np.asarray(dataflow) == "os") if mode >= 1 else False
-    return np.where(os_scalesim, rows + cols - 2, 2 * rows + cols - 2)
+    if mode == 0:
+        return 2 * rows + cols - 2
+    if isinstance(dataflow, str):
+        return rows + cols - 2 if dataflow == "os" else 2 * rows + cols - 2
+    return np.where(np.asarray(dataflow) == "os", rows + cols - 2, 2 * rows + cols - 2)
 
 
 def _derive(res, macs, passes, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb, mode) -> dict[str, np.ndarray]:

@@ -76,14 +76,33 @@ def test_doubling_rows_or_cols_fill_drain_bound(d, spec, key):
 @settings(max_examples=150, deadline=None)
 @given(designs, st.lists(st.tuples(dim, dim, dim, st.integers(1, 4)), min_size=1, max_size=3),
        st.integers(0, 2), st.integers(1, 512))
-def test_energy_is_non_decreasing_in_macs(d, spec, which, grow):
-    """A fixed design: making one dim of the first layer larger (more MACs) never lowers the energy."""
+def test_more_macs_never_lower_dram_bytes_or_mac_energy(d, spec, which, grow):
+    """A fixed design: making one dim of the first layer larger never lowers its DRAM bytes (the
+    larger layer's mapping, cut to the smaller layer, is legal for it) nor the MAC energy.  The
+    total energy can fall (test below): the rule minimises DRAM bits, not energy."""
     w = workload(spec)
     m, k, n, c = spec[0]
     bigger = [m + grow * (which == 0), k + grow * (which == 1), n + grow * (which == 2), c]
     w2 = workload([tuple(bigger)] + spec[1:])
     assert w2.macs > w.macs
-    assert SIM.evaluate(d, w2).energy_j >= SIM.evaluate(d, w).energy_j
+    a, b = SIM.evaluate(d, w), SIM.evaluate(d, w2)
+    assert b.dram_bytes >= a.dram_bytes and b.extra["dram_energy_j"] >= a.extra["dram_energy_j"]
+    assert b.extra["mac_energy_j"] > a.extra["mac_energy_j"]
+
+
+def test_total_energy_can_fall_with_more_macs_documented_case():
+    """The counted exception (benchmarks/README.md: 3 of 120,000 pairs): at seq_len 256 this design's
+    tiny ofmap SRAM makes the traffic-first mapper stream 16-wide filter tiles (128 passes per fold,
+    each paying the fill/drain), at 512 a faster mapping wins; the leakage of the longer run
+    (0.02 W/mm^2 x area x latency) outweighs the traffic saved."""
+    d = dict(rows=64, cols=8, dataflow="is", ifmap_sram_kb=512, filter_sram_kb=1024, ofmap_sram_kb=32,
+             dram_bw_bytes=8, clock_mhz=250, act_bits=8, weight_bits=16)
+    a = SIM.evaluate(d, "opt-1.3b/prefill")
+    b = SIM.evaluate(d, "opt-1.3b/prefill?seq_len=512")
+    assert b.dram_bytes > a.dram_bytes and b.extra["mac_count"] > a.extra["mac_count"]
+    assert b.energy_j < a.energy_j and b.latency_s < a.latency_s
+    assert b.extra["static_energy_j"] < a.extra["static_energy_j"]
+    assert "N16;" in a.breakdown["q_proj"]["mapping"]
 
 
 @pytest.mark.parametrize("key", ["rows", "cols"])
