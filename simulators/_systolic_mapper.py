@@ -270,10 +270,22 @@ def _guess(num1, num2, den1, den2, cap, top):
 
 @numba.njit(cache=True)
 def _keep(best, v, c, case, At, Bt, Tt, nA, nB, nT, hS, hP, hQ):
+    """``best`` or the candidate (v, c, case, tiles, holding flags), whichever is lexicographically
+    better (trip counts are rebuilt once at the end: a short tuple keeps the search in registers)."""
     if v < best[0] or (v == best[0] and c < best[1]):
-        return (v, c, case, At, Bt, Tt, 1 if case == 0 else nT, 1 if case == 1 else nB,
-                1 if case == 2 else nA, hS, hP, hQ, nA, nB, nT)
+        return (v, c, case, At, Bt, Tt, hS, hP, hQ)
     return best
+
+
+@numba.njit(cache=True)
+def _finish(b, A, B, T):
+    """The full 15-field result of :func:`map_roles` from the search's short tuple."""
+    v, c, case, At, Bt, Tt, hS, hP, hQ = b
+    nA = (A + At - 1) // At
+    nB = (B + Bt - 1) // Bt
+    nT = (T + Tt - 1) // Tt
+    return (v, c, case, At, Bt, Tt, 1 if case == 0 else nT, 1 if case == 1 else nB, 1 if case == 2 else nA,
+            hS, hP, hQ, nA, nB, nT)
 
 
 @numba.njit(cache=True)
@@ -367,7 +379,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
     fA = (A + R - 1) >> _ilog2(R)
     fB = (B + C - 1) >> _ilog2(C)
     cmin = fA * fB * (F + T)
-    best = (INF, INF, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    best = (INF, INF, -1, 1, 1, 1, 0, 0, 0)
 
     # save S, T untiled: nB is constant on the ranges of At split by At <= R and
     # At * T <= qP; the largest At of a range is its best (traffic and cycles fall with At).
@@ -406,7 +418,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
             c = max(fA, nA) * max(fB, nB) * (F + T)
             best = _keep(best, v, c, 0, At, Bt, T, nA, nB, 1, 0, 1 if Bt > C else 0, 1 if At > R else 0)
     if best[0] == 0 and best[1] == cmin:
-        return best
+        return _finish(best, A, B, T)
     # save Q, A <= R (Q streams): the largest Bt of each range (Bt <= C, Bt > C)
     if A <= R:
         Bt, nB, jB = bC
@@ -507,7 +519,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                     best = _keep(best, eP * (nB - 1) + eQ * (nA - 1), c, 0, At, Bt, Tt, nA, nB, nT,
                                  1 if Tt < T else 0, 1 if Bt > C else 0, 1 if At > R else 0)
                 x -= 1
-    return best
+    return _finish(best, A, B, T)
 
 
 @numba.njit(cache=True)

@@ -488,7 +488,8 @@ class SystolicSimulator(Simulator):
             ifk.astype(np.int64) * 8192, flk.astype(np.int64) * 8192, ofk.astype(np.int64) * 8192,
             bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._code,
         )
-        out = _derive(res[:, :8].T, res[:, 8], res[:, 9], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
+        cols_ = np.ascontiguousarray(res.T)  # one copy, then every column op runs on contiguous data
+        out = _derive(cols_[:8], cols_[8], cols_[9], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
         out["cycles"] = res[:, 1]
         out["feasible"] = out["area_mm2"] <= self.max_area_mm2
         return out
