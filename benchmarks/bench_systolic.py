@@ -92,16 +92,16 @@ def bench_topology(n: int = 200_000) -> dict:
         wall, cpu = timed(lambda: sim.evaluate_batch(idx, path), 3)
         res[mapping] = (layers, len(sim.distinct_gemms(path)), n * layers / wall, n * layers / cpu)
     # the same file in SCALE-Sim's mode on the array SCALE-Sim was timed on
-    # (CALC-mode cycles do not depend on the SRAM sizes; 1024 kB is on the env's grid, so the CLI takes it)
+    # (CALC-mode cycles do not depend on the SRAM sizes; the largest on the env's grid, so the CLI takes them)
     sim = SystolicSimulator(mode="scalesim")
     d = {**sim.default_design(), "rows": 32, "cols": 32, "dataflow": "ws", "ifmap_sram_kb": 1024,
-         "filter_sram_kb": 1024, "ofmap_sram_kb": 1024}
+         "filter_sram_kb": 1024, "ofmap_sram_kb": 512}
     m = sim.evaluate(d, path)
     wall, cpu = timed(lambda: [sim.evaluate(d, path) for _ in range(200)], 3)
     res["scalesim_cycles"] = m.cycles
     res["evaluate_s"] = (wall / 200, cpu / 200)
     cmd = [sys.executable, "-m", "archgym", "eval", "archgym/Systolic-v0", "rows=32", "cols=32", "dataflow=ws",
-           "ifmap_sram_kb=1024", "filter_sram_kb=1024", "ofmap_sram_kb=1024", "--workload", path,
+           "ifmap_sram_kb=1024", "filter_sram_kb=1024", "ofmap_sram_kb=512", "--workload", path,
            "--sim-opt", "mode=scalesim"]
     walls = []
     for _ in range(3):
