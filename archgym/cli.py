@@ -487,7 +487,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         agent = _agent_in(argv) if argv and argv[0] == "run" else None
-        args = build_parser(agent).parse_args(argv)
+        parser = build_parser(agent)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # `eval ENV --workload x.csv rows=8`: argparse gives a nargs='*' positional only the
+            # words before the first option, so design assignments after options come back here
+            if args.cmd == "eval" and all("=" in e and not e.startswith("-") for e in extra):
+                args.design = [*args.design, *extra]
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
         from .registry import import_module
 
         args.imports = [*args.imports, *getattr(args, "imports_after", [])]

@@ -229,9 +229,11 @@ def test_bad_input_is_one_clear_error():
     assert archgym.emulate is emulate
 
 
-@pytest.mark.parametrize("accelerator", ["bitmod", pytest.param("systolic", marks=pytest.mark.xfail(
-    strict=True, reason="the systolic model's per-layer breakdown is on the systolic branch"))])
-def test_layer_costs_come_from_the_env_simulator(accelerator):
+@pytest.mark.parametrize("accelerator", ["bitmod", "systolic"])
+def test_layer_costs_come_from_the_env_simulator(accelerator, tmp_path, capsys):
+    """Every emulated nn.Linear's cycles equal what `archgym eval` gives for the same shape and
+    design (a one-layer SCALE-Sim GEMM topology file), and the simulator's API for that layer."""
+    from archgym.cli import main
     from archgym.registry import spec_of
     from archgym.simulator import load_simulator
     from archgym.workloads import Gemm, Workload
@@ -244,3 +246,11 @@ def test_layer_costs_come_from_the_env_simulator(accelerator):
         alone = sim.evaluate(res.design, Workload(name=r.name, layers=(
             Gemm(name=r.name, m=r.m, k=r.k, n=r.n, a_bits=r.a_bits, w_bits=r.w_bits),)))
         assert alone.breakdown[r.name]["cycles"] == r.cycles
+    env_id = archgym.emulate.__globals__["ACCELERATORS"][accelerator]
+    for i, r in enumerate({(r.m, r.k, r.n): r for r in res.layers}.values()):  # each distinct shape once
+        csv = tmp_path / f"layer{i}.csv"
+        csv.write_text(f"Layer, M, N, K,\nx, {r.m}, {r.n}, {r.k},\n")
+        capsys.readouterr()
+        assert main(["eval", env_id, "--workload", str(csv), *(f"{k}={v}" for k, v in res.design.items())]) == 0
+        out = capsys.readouterr().out
+        assert r.cycles == int(r.cycles) and f"cycles = {int(r.cycles):,} cycles" in out.splitlines(), (r.name, out)

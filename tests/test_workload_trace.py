@@ -248,7 +248,6 @@ def test_resnet18_convs_match_the_topology_file():
     assert [g.name for g in w.gemms()] == ["fc"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the SCALE-Sim topology reader (#13 1a)")
 def test_resnet18_convs_match_the_scalesim_reader():
     # What must be equal: input (padded), filter, channels, filters and stride of every conv.  The
     # output size differs where the stride does not divide (in - filter): SCALE-Sim sizes outputs
