@@ -486,7 +486,7 @@ class SystolicSimulator(Simulator):
         mode evaluates design by design."""
         if self._mode == 2:
             return super().evaluate_batch(indices, workload)
-        idx = np.asarray(indices, dtype=np.int64)
+        idx = self._space.check_indices(indices)
         vals = [v[idx[:, j]] for j, v in enumerate(self._vals)]
         rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = vals
         res = _kern.batch_eval(
