@@ -64,12 +64,12 @@ N_OUT = 23   # output rows, in the order of simulators.m3vit._BATCH_KEYS
 _COLS, _Q, _REM, _KF, _SF, _LF, _AF, _GF, _SR, _LR, _AR, _GR = range(12)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _cdiv(a, b):
     return -(-a // b)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _chunk_cols(k, n, wk, po):
     """Columns per chunk (as ``_m3vit_model.chunk_cols``); 0 = not even one tile fits."""
     maxc = wk * 1024 // (k * 2)
@@ -78,13 +78,13 @@ def _chunk_cols(k, n, wk, po):
     return (maxc // po) * po
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _comp(m, a, g, kf, fill):
     """Compute cycles of one chunk for ``m`` rows: ``m * a`` or, lanes grouped, ``ceil(m / g) * kf``."""
     return (m * a if g == 0 else _cdiv(m, g) * kf) + fill
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _expert_c(n_e, pos, q1, n1, q2, kf1, af1, gf1, ar1, gr1, kf2, af2, gf2, ar2, gr2, fill):
     """Compute cycles of step ``pos`` of one expert with ``n_e`` tokens (FC1 chunks, then FC2's)."""
     if pos < q1:
@@ -96,7 +96,7 @@ def _expert_c(n_e, pos, q1, n1, q2, kf1, af1, gf1, ar1, gr1, kf2, af2, gf2, ar2,
     return _comp(n_e, ar2, gr2, kf2, fill)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _expert_s(pos, q1, n1, q2, sf1, sr1, sf2, sr2):
     """Bytes of step ``pos`` of one expert."""
     if pos < n1:
