@@ -275,6 +275,7 @@ class _Steps:
         self.macs: list[int] = []
         self.dram: list[int] = []
         self.tag: list[int] = []
+        self._memo: dict[tuple, list[tuple]] = {}
         self.fill = fill_cycles(d["pe_in"])
         self.bpc = d["dram_gbps"] * 1e3 / d["clock_mhz"]            # DRAM bytes per cycle
         self.lat = math.ceil(PLATFORM["dram_latency_s"] * d["clock_mhz"] * 1e6)
@@ -293,14 +294,26 @@ class _Steps:
 
     def gemm(self, m: int, k: int, n: int, tag: str) -> None:
         """A weight GEMM ``(m x k) @ (k x n)`` in column chunks through the weight pool."""
-        d = self.d
-        cols = chunk_cols(k, n, d)
-        wb, bb = int(MODEL["w_bits"]) // 8, int(MODEL["bias_bits"]) // 8
-        for c0 in range(0, n, cols):
-            c = min(cols, n - c0)
-            nbytes = k * c * wb + c * bb          # biases travel with the chunk but sit in the bias buffers
-            self.add(k * c * wb, self.transfer(nbytes), gemm_cycles(m, k, c, d["pe_in"], d["pe_out"]) + self.fill,
-                     m * k * c, nbytes, tag)
+        key = (m, k, n, tag)
+        steps = self._memo.get(key)      # the same GEMM recurs in every block: build its chunks once
+        if steps is None:
+            d = self.d
+            cols = chunk_cols(k, n, d)
+            wb, bb = int(MODEL["w_bits"]) // 8, int(MODEL["bias_bits"]) // 8
+            steps = []
+            for c0 in range(0, n, cols):
+                c = min(cols, n - c0)
+                nbytes = k * c * wb + c * bb      # biases travel with the chunk but sit in the bias buffers
+                steps.append((k * c * wb, self.transfer(nbytes),
+                              gemm_cycles(m, k, c, d["pe_in"], d["pe_out"]) + self.fill, m * k * c, nbytes, TAG[tag]))
+            self._memo[key] = steps
+        for st in steps:
+            self.size.append(st[0])
+            self.load.append(st[1])
+            self.comp.append(st[2])
+            self.macs.append(st[3])
+            self.dram.append(st[4])
+            self.tag.append(st[5])
 
 
 def frame_steps(d: Mapping[str, Any], g: Geom, sched: str, qlen: np.ndarray | None, misses: np.ndarray | None,
