@@ -43,7 +43,9 @@ belongs to the run), the rest of the run is skipped when it has at least ``p + 1
 (so the state is rebuilt from skipped steps only).  The same argument skips runs of block
 steps without gaps (``skip_to``).  In FIFO mode the pool must also hold ``p + 1`` of the
 run's chunks (``(p + 1) * max bytes <= pool``), and the FIFO is rebuilt from the last ``p``
-skipped chunks (every earlier chunk ends before the next load can start).  When no two
+skipped chunks (every earlier chunk ends before the next load can start).  When the pool
+holds only ``f <= p`` of a run's equal-size chunks, chunk j loads once chunk j - f has
+ended, which is the same argument with an effective prefetch of ``f - 1``.  When no two
 expert chunks fit the pool together, every chunk after the first loads when the previous
 one has ended, so each adds ``L + C``.
 """
@@ -459,6 +461,19 @@ def _eval_range(lo, hi, pi_a, po_a, nb_a, wk_a, pf_a, slots_a, scode_a, bw_a, cl
                 if ty == 1 and sched == 0:          # the reordered experts of this layer
                     a_n = nact[row, lyr]
                     x0 = _cdiv(p, spe)                  # experts walked before a fast-forward
+                    # effective prefetch of the run: p, or, when the pool holds only f of its (equal) chunks,
+                    # f - 1 (chunk j then loads once chunk j - f + 1 has started, i.e. j - f has ended)
+                    p_eff = p
+                    if fifo and (p + 1) * s_max > cap:
+                        p_eff = min(p, cap // s_max - 1) if s_min == s_max else 0
+                    ff_ok = p_eff >= 1
+                    if ff_ok:                           # max L <= min C over the run's steps
+                        c_min = _expert_c(nmin[row, lyr], 0, q1, n1, q2, kf1, af1, gf1, ar1, gr1, kf2, af2, gf2,
+                                          ar2, gr2, fill)
+                        for pos in range(1, spe):
+                            c_min = min(c_min, _expert_c(nmin[row, lyr], pos, q1, n1, q2, kf1, af1, gf1, ar1, gr1,
+                                                         kf2, af2, gf2, ar2, gr2, fill))
+                        ff_ok = l_max <= c_min
                     x = 0
                     while x < a_n:
                         if x == 1 and fifo and 2 * s_min > cap and a_n >= 3:
@@ -493,48 +508,41 @@ def _eval_range(lo, hi, pi_a, po_a, nb_a, wk_a, pf_a, slots_a, scode_a, bw_a, cl
                             j = last + 1
                             x = a_n
                             continue
-                        if x == x0 and (a_n - x0) * spe >= p + 1 and (not fifo or (p + 1) * s_max <= cap) \
-                                and df <= cs[(j - p) & _MASK]:
-                            c_min = _expert_c(nmin[row, lyr], 0, q1, n1, q2, kf1, af1, gf1, ar1, gr1, kf2, af2,
-                                              gf2, ar2, gr2, fill)
-                            for pos in range(1, spe):
-                                c_min = min(c_min, _expert_c(nmin[row, lyr], pos, q1, n1, q2, kf1, af1, gf1, ar1,
-                                                             gr1, kf2, af2, gf2, ar2, gr2, fill))
-                            if l_max <= c_min:              # experts x0 .. a_n - 1 in closed form
-                                if linear:
-                                    skip_c = alpha * (pre[row, lyr, a_n] - pre[row, lyr, x0]) \
-                                        + (a_n - x0) * spe * fill
-                                else:
-                                    skip_c = 0
-                                    for y in range(x0, a_n):
-                                        for pos in range(spe):
-                                            skip_c += _expert_c(act[row, lyr, y], pos, q1, n1, q2, kf1, af1, gf1,
-                                                                ar1, gr1, kf2, af2, gf2, ar2, gr2, fill)
-                                prev_end += skip_c
-                                last = j + (a_n - x0) * spe - 1     # the last skipped step
-                                acc = prev_end
-                                if fifo:            # the pool then holds the last p chunks
-                                    head = tail
-                                    held = 0
-                                for back in range(p + 1):
-                                    n_e = act[row, lyr, a_n - 1 - back // spe]
-                                    pos = spe - 1 - back % spe
-                                    end_b = acc
-                                    acc -= _expert_c(n_e, pos, q1, n1, q2, kf1, af1, gf1, ar1, gr1, kf2, af2,
-                                                     gf2, ar2, gr2, fill)
-                                    if back < p:
-                                        cs[(last - back) & _MASK] = acc
-                                        if fifo:            # pushed newest first: fill the FIFO backwards
-                                            head -= 1
-                                            fe[head & _MASK] = end_b
-                                            fs[head & _MASK] = _expert_s(pos, q1, n1, q2, shp[3, _SF],
-                                                                         shp[3, _SR], shp[4, _SF], shp[4, _SR])
-                                            held += fs[head & _MASK]
-                                    else:
-                                        df = acc + l_last
-                                j = last + 1
-                                x = a_n
-                                continue
+                        if ff_ok and x >= x0 and (a_n - x) * spe >= p + 1 and df <= cs[(j - p_eff) & _MASK]:
+                            if linear:
+                                skip_c = alpha * (pre[row, lyr, a_n] - pre[row, lyr, x]) \
+                                    + (a_n - x) * spe * fill
+                            else:
+                                skip_c = 0
+                                for y in range(x, a_n):
+                                    for pos in range(spe):
+                                        skip_c += _expert_c(act[row, lyr, y], pos, q1, n1, q2, kf1, af1, gf1,
+                                                            ar1, gr1, kf2, af2, gf2, ar2, gr2, fill)
+                            prev_end += skip_c
+                            last = j + (a_n - x) * spe - 1      # the last skipped step
+                            acc = prev_end
+                            if fifo:            # the pool then holds the last p chunks
+                                head = tail
+                                held = 0
+                            for back in range(p + 1):
+                                n_e = act[row, lyr, a_n - 1 - back // spe]
+                                pos = spe - 1 - back % spe
+                                end_b = acc
+                                acc -= _expert_c(n_e, pos, q1, n1, q2, kf1, af1, gf1, ar1, gr1, kf2, af2,
+                                                 gf2, ar2, gr2, fill)
+                                if back < p:
+                                    cs[(last - back) & _MASK] = acc
+                                    if fifo:            # pushed newest first: fill the FIFO backwards
+                                        head -= 1
+                                        fe[head & _MASK] = end_b
+                                        fs[head & _MASK] = _expert_s(pos, q1, n1, q2, shp[3, _SF],
+                                                                     shp[3, _SR], shp[4, _SF], shp[4, _SR])
+                                        held += fs[head & _MASK]
+                                if back == p_eff:
+                                    df = acc + l_last   # the last step loaded at cs of step last - p_eff
+                            j = last + 1
+                            x = a_n
+                            continue
                         n_e = act[row, lyr, x]
                         for pos in range(spe):
                             if pos < n1:

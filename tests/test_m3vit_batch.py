@@ -72,6 +72,8 @@ _PATHS = {
     "no pool pressure, load-bound experts (walked)": {"top_k": 1, "n_experts": 32, "dram_gbps": 4.8},
     "FIFO, experts fast-forwarded with the FIFO rebuilt": {"prefetch_depth": 3, "n_wbuf": 2, "wbuf_kib": 1152},
     "FIFO, no two expert chunks fit: serialized": {"prefetch_depth": 2, "n_wbuf": 1, "wbuf_kib": 288},
+    "FIFO, the pool holds 2 of 4 chunks in flight: effective prefetch 1": {"prefetch_depth": 3, "n_wbuf": 1,
+                                                                           "wbuf_kib": 576},
     "FIFO, small chunks (many per GEMM)": {"prefetch_depth": 2, "n_wbuf": 1, "wbuf_kib": 64, "pe_out": 16},
     "grouped lanes in a remainder chunk (non-linear experts)": {"wbuf_kib": 144, "pe_out": 80},
     "grouped lanes, FIFO": {"wbuf_kib": 144, "pe_out": 112, "n_wbuf": 1, "prefetch_depth": 3},
