@@ -1,0 +1,333 @@
+"""Float64-lane numba kernel of the BitMoD PE with finite widths (the fast path of ``fast.py``).
+
+Same arithmetic as the cycle-stepped :class:`~rtl_models.bitmod.pe.BitmodPE` (its slow
+reference) and the int64 kernel ``_fast_kernels.pe_rows`` (the previous fast path; the tests
+compare all three), reformulated so that every step is a handful of branch-free SIMD
+instructions on float64 lanes, one token per lane:
+
+* Every register value of the PE is ``m * 2**x`` with ``|m|`` below ``2**26``, and FP16
+  exponents keep ``x`` within a few dozen of 0, so each value is a float64 exactly (normal,
+  never near under- or overflow). The hardware's alignment and normalisation are then the
+  float unit's; only the PE's narrow roundings need integer work, done on the IEEE bit pattern.
+* Lane alignment (stage 2): lane ``i`` contributes ``round(sig_i * 2**(g + e_i - emax))``;
+  with ``Z_i = act_i * 2**(25+g)``, the term ``W_i = ±2**(exp_i + bsig)`` and
+  ``inv = 2**-(emax + bsig)`` this is ``rint(Z_i * W_i * inv)`` (``trunc`` when truncating): the
+  products are exact powers-of-two scalings of an 11-bit significand, and ``rint`` is
+  round-half-even. ``2**(emax + bsig)`` is the float max of ``2**ea_i * 2**(exp_i + bsig)`` over
+  the four lanes (zero terms and zero activations included, as the hardware's max is), and
+  ``inv`` its reciprocal by subtracting its bit pattern from that of ``2**0 * 2**0`` twice over
+  (``bits(2**-k) = 0x7FE0... - bits(2**k)``).
+* The cycle's sum ``S`` (an integer below ``2**21``) times ``2**(emax + bsig)`` is the cycle value
+  scaled by ``2**(25+g)``; the group accumulator is kept at that scale (rounding to ``p`` bits is
+  scale-invariant) and the dequant multiplier absorbs ``2**-(25+g)``.
+* Accumulator adds: ``s = fl(a + b)`` and its exact error ``err = a + b - s`` (Knuth's TwoSum).
+  :func:`round_sum` rounds the exact ``a + b`` to ``p`` significant bits from ``(s, err)``:
+  between ``s`` and ``a + b`` lies no float (``s`` is the nearest), so no rounding boundary of
+  the ``p``-bit grid either, except ``s`` itself; hence only ``err``'s sign matters, and only when
+  ``s`` is a tie (RNE) or on the grid (floor). Exponent gaps of any size are therefore exact, with
+  no special case (the int64 kernel needs a sticky compression there).
+* Dequant and the channel scale are one exact float product (at most ``23 + 11`` bits) and
+  one rounding.
+
+Cycles whose four weight terms are all zero are skipped (adding 0 to an already rounded
+register leaves its value unchanged), as in the int64 kernel.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["pe_rows_f64", "pe_rows_f64_serial", "round_sum", "f2i", "i2f"]
+
+_ABS = np.int64(0x7FFFFFFFFFFFFFFF)
+_HID = np.int64(1) << 52           # the implicit leading bit's place (the exponent's lowest bit)
+_INV = np.int64(0x7FE0000000000000)  # bits(2**k) + bits(2**-k) for any |k| <= 1022
+_EXP = np.int64(0x7FF0000000000000)
+_INV32 = np.int32(0x7F000000)  # float32: bits(2**k) + bits(2**-k)
+_U1, _U2, _U3 = np.uint64(1), np.uint64(2), np.uint64(3)  # unsigned indices: no wraparound code
+
+
+@intrinsic
+def f2i(typingctx, x):
+    """The IEEE bit pattern of a float64 as an int64 (a bitcast, free in SIMD registers)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def f2i32(typingctx, x):
+    """The IEEE bit pattern of a float32 as an int32."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def i2f32(typingctx, x):
+    """The float32 whose IEEE bit pattern is the int32 ``x``."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@intrinsic
+def i2f(typingctx, x):
+    """The float64 whose IEEE bit pattern is the int64 ``x``."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+_LANES = 64   # (row, token) accumulator lanes the chain loop runs side by side
+_CH = 64      # cycles per chunk: lane sums of a chunk are formed, then the accumulators run
+
+
+@intrinsic
+def _stack_acc(typingctx):
+    """A float64[_LANES] on the stack (entry block). Accumulators and cycle values live there, not
+    on the heap, so LLVM knows they alias no input array and vectorises without runtime checks."""
+    sig = types.CPointer(types.float64)()
+
+    def codegen(context, builder, signature, args):
+        ptr = cgutils.alloca_once(builder, ir.ArrayType(ir.DoubleType(), _LANES))
+        return builder.bitcast(ptr, ir.PointerType(ir.DoubleType()))
+
+    return sig, codegen
+
+
+@intrinsic
+def _stack_cycles(typingctx):
+    """A float32[_CH * _LANES] on the stack: one chunk of cycle values for every lane."""
+    sig = types.CPointer(types.float32)()
+
+    def codegen(context, builder, signature, args):
+        ptr = cgutils.alloca_once(builder, ir.ArrayType(ir.FloatType(), _CH * _LANES))
+        return builder.bitcast(ptr, ir.PointerType(ir.FloatType()))
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, inline="always")
+def round_sum(s, err, d, trunc):
+    """Round the exact value ``s + err`` to ``53 - d`` significant bits (``1 <= d <= 52``).
+
+    ``s`` must be a normal float64 or 0 and ``err`` the exact rounding error of the float op
+    that produced it (0 if exact), ``|err| <= ulp(s) / 2``. RNE (``trunc`` False) rounds the
+    magnitude to nearest, ties to even, renormalising a carry through the exponent field;
+    ``trunc`` True is floor of the signed value, as a two's-complement arithmetic shift. Equal
+    to ``_fast_kernels.round_to`` / ``pe._round`` of the exact value (tested).
+    """
+    b = f2i(s)
+    mag = b & _ABS
+    nz = err != 0.0
+    same = (b ^ f2i(err)) >= 0              # err pushes |s + err| above |s|
+    e_up = np.int64(nz & same)
+    e_dn = np.int64(nz & (not same))
+    mask = (np.int64(1) << d) - 1
+    if trunc:
+        # Positive: truncate; an err below s means the predecessor float (bits - 1) first.
+        # Negative: ceil the magnitude; an err beyond s means the successor (bits + 1) first.
+        up = (mag + mask + e_up) & ~mask
+        dn = (mag - e_dn) & ~mask
+        mag2 = up if b < 0 else dn
+    else:
+        half = np.int64(1) << (d - 1)
+        r = mag & mask
+        lsb = ((mag | _HID) >> d) & 1        # d = 52: a 1-bit mantissa, always odd
+        tie_up = (e_up | ((1 - e_dn) & lsb)) == 1
+        go = (r > half) | ((r == half) & tie_up)
+        mag2 = (mag & ~mask) + (np.int64(go) << d)
+    return i2f(mag2 | (b & ~_ABS))
+
+
+@numba.njit(cache=True, inline="always")
+def two_sum_round(a, b, d, trunc):
+    """``a + b`` (float64, exact values) rounded once to ``53 - d`` significant bits."""
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    return round_sum(s, err, d, trunc)
+
+
+@numba.njit(cache=True, inline="always")
+def round_exact(x, d, magic, trunc):
+    """``x`` (exact) rounded to ``53 - d`` significant bits; ``magic = (d << 52) + (1 << 51)``.
+
+    RNE: ``(x + M) - M`` with ``M = 1.5 * 2**(E + d)`` for ``x``'s binade ``2**E``: the sum lies
+    in ``[2**(E+d), 2**(E+d+1))`` (``d >= 2``), whose ulp is ``x``'s ``p``-bit grid, and the
+    hardware's ties-to-even is the grid's (M is an even multiple of that ulp). Floor: the
+    magnitude truncated (positive) or ceiled (negative) on the bit pattern.
+    """
+    b = f2i(x)
+    if trunc:
+        mask = (np.int64(1) << d) - 1
+        neg = b < 0
+        mag = b & _ABS
+        mag2 = ((mag + mask) if neg else mag) & ~mask
+        return i2f(mag2 | (b & ~_ABS))
+    m = i2f((b & _EXP) + magic)
+    return (x + m) - m
+
+
+@numba.njit(cache=True, inline="always")
+def _lanes(z, a2, b, c0, t, w0, w1, w2, w3, u0, u1, u2, u3, trunc):
+    """Stages 1-2 of one cycle for token lane t, in float32 (exact, module doc): the signed sum of
+    the four aligned lane products times ``2**(emax + bsig)``."""
+    c1 = c0 + _U1
+    c2 = c0 + _U2
+    c3 = c0 + _U3
+    e0 = a2[b, c0, t] * u0
+    e1 = a2[b, c1, t] * u1
+    e2 = a2[b, c2, t] * u2
+    e3 = a2[b, c3, t] * u3
+    e01 = e0 if e0 > e1 else e1
+    e23 = e2 if e2 > e3 else e3
+    em = e01 if e01 > e23 else e23
+    inv = i2f32(_INV32 - f2i32(em))
+    if trunc:
+        sm = (np.trunc(z[b, c0, t] * w0 * inv) + np.trunc(z[b, c1, t] * w1 * inv)
+              + np.trunc(z[b, c2, t] * w2 * inv) + np.trunc(z[b, c3, t] * w3 * inv))
+    else:
+        sm = (np.rint(z[b, c0, t] * w0 * inv) + np.rint(z[b, c1, t] * w1 * inv)
+              + np.rint(z[b, c2, t] * w2 * inv) + np.rint(z[b, c3, t] * w3 * inv))
+    return sm * em
+
+
+@numba.njit(cache=True, inline="always")
+def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, trunc,
+           out, tb):
+    """Rows ``r0:r1``: every (row, token, group) chain in PE order.
+
+    Per group and chunk of ``_LANES // tb`` rows: decode the rows' weight terms once (shared by
+    all tokens), form every cycle's lane sum (token lanes innermost, float32), then run the
+    rows' accumulators side by side (``_LANES`` independent chains, so the loop is bound by
+    throughput, not by one chain's latency).
+    """
+    n_tb = z.shape[0]
+    lanes_rt = z.shape[2] * (_LANES // tb)  # == _LANES; a runtime trip count keeps LLVM from
+    #                                         fully unrolling (then not re-vectorising) the chain
+    c_len = codes.shape[1]
+    n_terms = w_tab.shape[1]
+    n_groups = c_len // group
+    n_lg = group // 4
+    jch = _CH // n_terms                      # lane groups per chunk
+    rpc = _LANES // tb                        # rows per chunk
+    mg_acc = (np.int64(d_acc) << 52) + (np.int64(1) << 51)
+    wb = np.empty((rpc, n_terms, group), np.float32)
+    ub = np.empty((rpc, n_terms, group), np.float32)
+    acc = numba.carray(_stack_acc(), _LANES)
+    cyc = numba.carray(_stack_cycles(), (_CH, _LANES))
+    o = np.zeros((r1 - r0, n_tb, tb))
+    for g in range(n_groups):
+        cg = g * group
+        for rc in range(r0, r1, rpc):
+            nr = min(rpc, r1 - rc)
+            for rr in range(nr):          # decode this chunk's weight terms for group g
+                for q in range(group):
+                    k = np.int64(codes[rc + rr, cg + q]) + 128
+                    for s in range(n_terms):
+                        wb[rr, s, q] = w_tab[k, s]
+                        ub[rr, s, q] = u_tab[k, s]
+            for b in range(n_tb):
+                for x in range(_LANES):
+                    acc[x] = 0.0
+                for j0 in range(0, n_lg, jch):
+                    j1 = min(j0 + jch, n_lg)
+                    m = (j1 - j0) * n_terms
+                    for rr in range(rpc):
+                        if rr >= nr:       # rows past the end: zero cycles, results unused
+                            for i in range(m):
+                                for t in range(tb):
+                                    cyc[i, rr * tb + t] = 0.0
+                            continue
+                        i = 0
+                        for j in range(j0, j1):
+                            q0 = 4 * j
+                            c0 = np.uint64(cg + q0)
+                            for s in range(n_terms):
+                                w0 = wb[rr, s, q0]
+                                w1 = wb[rr, s, q0 + 1]
+                                w2 = wb[rr, s, q0 + 2]
+                                w3 = wb[rr, s, q0 + 3]
+                                u0 = ub[rr, s, q0]
+                                u1 = ub[rr, s, q0 + 1]
+                                u2 = ub[rr, s, q0 + 2]
+                                u3 = ub[rr, s, q0 + 3]
+                                for t in range(tb):
+                                    cyc[i, rr * tb + t] = _lanes(z, a2, b, c0, t, w0, w1, w2, w3,
+                                                                 u0, u1, u2, u3, trunc)
+                                i += 1
+                    if safe[b, g]:
+                        for i in range(m):
+                            for x in range(lanes_rt):
+                                acc[x] = round_exact(acc[x] + np.float64(cyc[i, x]), d_acc, mg_acc, trunc)
+                    else:
+                        for i in range(m):
+                            for x in range(lanes_rt):
+                                acc[x] = two_sum_round(acc[x], np.float64(cyc[i, x]), d_acc, trunc)
+                for rr in range(nr):
+                    gs = gscale[rc + rr, g]
+                    for t in range(tb):
+                        dm = round_sum(acc[rr * tb + t] * gs, 0.0, d_deq, trunc)
+                        oi = rc + rr - r0
+                        o[oi, b, t] = two_sum_round(o[oi, b, t], dm, d_out, trunc)
+    for rr in range(r1 - r0):
+        for b in range(n_tb):
+            for t in range(tb):
+                v = o[rr, b, t]
+                if has_ch:
+                    v = round_sum(v * ch[r0 + rr], 0.0, d_out, trunc)
+                out[b, t, r0 + rr] = v
+
+
+def _pe_rows_f64(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, trunc,
+                 out, rows_per_block, wide):
+    """Every (token, output row) of the BitMoD PE with finite widths, on float64 lanes.
+
+    codes: int8 [N, C]; w_tab / u_tab: float64 [256, S]: for code ``c`` at row ``c + 128`` and
+    term slot s, ``±2**(exp + bsig)`` (0 for a zero term) and ``2**(exp + bsig)``; z / a2: float64
+    [B, C, TB] per token block, ``act * 2**(25+g)`` and ``2**ea``; gscale: float64 [N, NG] the
+    group scale times ``2**-(25+g)``; ch: float64 [N] channel scales (used if has_ch); d_*:
+    ``53 - p`` with p the register's magnitude bits. Writes out float64 [B, TB, N].
+    """
+    n_rows = codes.shape[0]
+    n_blk = (n_rows + rows_per_block - 1) // rows_per_block
+    for blk in prange(n_blk):
+        r0 = blk * rows_per_block
+        r1 = min(r0 + rows_per_block, n_rows)
+        if trunc:
+            if wide:
+                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
+                       True, out, 16)
+            else:
+                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
+                       True, out, 4)
+        else:
+            if wide:
+                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
+                       False, out, 16)
+            else:
+                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
+                       False, out, 4)
+
+
+pe_rows_f64 = numba.njit(cache=True, parallel=True)(_pe_rows_f64)
+pe_rows_f64_serial = numba.njit(cache=True)(_pe_rows_f64)
