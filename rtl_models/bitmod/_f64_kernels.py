@@ -231,8 +231,6 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
     jch = _CH // n_terms                      # lane groups per chunk
     rpc = _LANES // tb                        # rows per chunk
     mg_acc = (np.int64(d_acc) << 52) + (np.int64(1) << 51)
-    wb = np.empty((rpc, n_terms, group), np.float32)
-    ub = np.empty((rpc, n_terms, group), np.float32)
     acc = numba.carray(_stack_acc(), _LANES)
     cyc = numba.carray(_stack_cycles(), (_CH, _LANES))
     o = np.zeros((r1 - r0, n_tb, tb))
@@ -240,12 +238,6 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
         cg = g * group
         for rc in range(r0, r1, rpc):
             nr = min(rpc, r1 - rc)
-            for rr in range(nr):          # decode this chunk's weight terms for group g
-                for q in range(group):
-                    k = np.int64(codes[rc + rr, cg + q]) + 128
-                    for s in range(n_terms):
-                        wb[rr, s, q] = w_tab[k, s]
-                        ub[rr, s, q] = u_tab[k, s]
             for b in range(n_tb):
                 for x in range(_LANES):
                     acc[x] = 0.0
@@ -259,18 +251,22 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                                     cyc[i, rr * tb + t] = 0.0
                             continue
                         i = 0
+                        cr = codes[rc + rr]
                         for j in range(j0, j1):
-                            q0 = 4 * j
-                            c0 = np.uint64(cg + q0)
+                            c0 = np.uint64(cg + 4 * j)
+                            k0 = np.uint64(cr[c0])             # uint8 codes: table row = code mod 256
+                            k1 = np.uint64(cr[c0 + _U1])
+                            k2 = np.uint64(cr[c0 + _U2])
+                            k3 = np.uint64(cr[c0 + _U3])
                             for s in range(n_terms):
-                                w0 = wb[rr, s, q0]
-                                w1 = wb[rr, s, q0 + 1]
-                                w2 = wb[rr, s, q0 + 2]
-                                w3 = wb[rr, s, q0 + 3]
-                                u0 = ub[rr, s, q0]
-                                u1 = ub[rr, s, q0 + 1]
-                                u2 = ub[rr, s, q0 + 2]
-                                u3 = ub[rr, s, q0 + 3]
+                                w0 = w_tab[k0, s]
+                                w1 = w_tab[k1, s]
+                                w2 = w_tab[k2, s]
+                                w3 = w_tab[k3, s]
+                                u0 = u_tab[k0, s]
+                                u1 = u_tab[k1, s]
+                                u2 = u_tab[k2, s]
+                                u3 = u_tab[k3, s]
                                 for t in range(tb):
                                     cyc[i, rr * tb + t] = _lanes(z, a2, b, c0, t, w0, w1, w2, w3,
                                                                  u0, u1, u2, u3, trunc)
