@@ -250,15 +250,16 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                                 for t in range(tb):
                                     cyc[i, rr * tb + t] = 0.0
                             continue
-                        i = 0
                         cr = codes[rc + rr]
-                        for j in range(j0, j1):
-                            c0 = np.uint64(cg + 4 * j)
-                            k0 = np.uint64(cr[c0])             # uint8 codes: table row = code mod 256
-                            k1 = np.uint64(cr[c0 + _U1])
-                            k2 = np.uint64(cr[c0 + _U2])
-                            k3 = np.uint64(cr[c0 + _U3])
-                            for s in range(n_terms):
+                        # slot-major: cycle values are independent (only the accumulator is
+                        # sequential), and this order keeps LLVM from spilling the activations
+                        for s in range(n_terms):
+                            for j in range(j0, j1):
+                                c0 = np.uint64(cg + 4 * j)
+                                k0 = np.uint64(cr[c0])         # uint8 codes: table row = code mod 256
+                                k1 = np.uint64(cr[c0 + _U1])
+                                k2 = np.uint64(cr[c0 + _U2])
+                                k3 = np.uint64(cr[c0 + _U3])
                                 w0 = w_tab[k0, s]
                                 w1 = w_tab[k1, s]
                                 w2 = w_tab[k2, s]
@@ -267,10 +268,10 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                                 u1 = u_tab[k1, s]
                                 u2 = u_tab[k2, s]
                                 u3 = u_tab[k3, s]
+                                i = (j - j0) * n_terms + s
                                 for t in range(tb):
                                     cyc[i, rr * tb + t] = _lanes(z, a2, b, c0, t, w0, w1, w2, w3,
                                                                  u0, u1, u2, u3, trunc)
-                                i += 1
                     if safe[b, g]:
                         for i in range(m):
                             for x in range(lanes_rt):
