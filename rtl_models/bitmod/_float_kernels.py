@@ -1,36 +1,37 @@
-"""Float64-lane numba kernel of the BitMoD PE with finite widths (the fast path of ``fast.py``).
+"""Float-lane numba kernel of the BitMoD PE with finite widths (the fast path of ``fast.py``).
 
-Same arithmetic as the cycle-stepped :class:`~rtl_models.bitmod.pe.BitmodPE` (its slow
-reference) and the int64 kernel ``_fast_kernels.pe_rows`` (the previous fast path; the tests
-compare all three), reformulated so that every step is a handful of branch-free SIMD
-instructions on float64 lanes, one token per lane:
+Same arithmetic as the cycle-stepped :class:`~rtl_models.bitmod.pe.BitmodPE` (the slow
+reference) and as the int64 kernel ``_fast_kernels.pe_rows`` (the previous fast path, kept as a
+second reference); the tests compare all three. Here every PE step is a few branch-free SIMD
+instructions with one (row, token) per vector lane, because every register value of the PE is
+``m * 2**x`` with ``|m| < 2**26`` and ``x`` within a few dozen of 0 (FP16 exponents): such a value
+is a float exactly, so the hardware's alignment and normalisation are the float unit's and only
+the PE's narrow roundings need integer work on the IEEE bit pattern.
 
-* Every register value of the PE is ``m * 2**x`` with ``|m|`` below ``2**26``, and FP16
-  exponents keep ``x`` within a few dozen of 0, so each value is a float64 exactly (normal,
-  never near under- or overflow). The hardware's alignment and normalisation are then the
-  float unit's; only the PE's narrow roundings need integer work, done on the IEEE bit pattern.
-* Lane alignment (stage 2): lane ``i`` contributes ``round(sig_i * 2**(g + e_i - emax))``;
-  with ``Z_i = act_i * 2**(25+g)``, the term ``W_i = ±2**(exp_i + bsig)`` and
-  ``inv = 2**-(emax + bsig)`` this is ``rint(Z_i * W_i * inv)`` (``trunc`` when truncating): the
-  products are exact powers-of-two scalings of an 11-bit significand, and ``rint`` is
-  round-half-even. ``2**(emax + bsig)`` is the float max of ``2**ea_i * 2**(exp_i + bsig)`` over
-  the four lanes (zero terms and zero activations included, as the hardware's max is), and
-  ``inv`` its reciprocal by subtracting its bit pattern from that of ``2**0 * 2**0`` twice over
-  (``bits(2**-k) = 0x7FE0... - bits(2**k)``).
-* The cycle's sum ``S`` (an integer below ``2**21``) times ``2**(emax + bsig)`` is the cycle value
-  scaled by ``2**(25+g)``; the group accumulator is kept at that scale (rounding to ``p`` bits is
-  scale-invariant) and the dequant multiplier absorbs ``2**-(25+g)``.
-* Accumulator adds: ``s = fl(a + b)`` and its exact error ``err = a + b - s`` (Knuth's TwoSum).
-  :func:`round_sum` rounds the exact ``a + b`` to ``p`` significant bits from ``(s, err)``:
-  between ``s`` and ``a + b`` lies no float (``s`` is the nearest), so no rounding boundary of
-  the ``p``-bit grid either, except ``s`` itself; hence only ``err``'s sign matters, and only when
-  ``s`` is a tie (RNE) or on the grid (floor). Exponent gaps of any size are therefore exact, with
-  no special case (the int64 kernel needs a sticky compression there).
-* Dequant and the channel scale are one exact float product (at most ``23 + 11`` bits) and
-  one rounding.
+* Stages 1-2 (exponent match, aligned 4-lane sum) in float32: with ``Z_i = act_i * 2**(25+g)``
+  (an 11-bit significand), the weight term ``W_i = ±2**(exp_i + bsig)`` (0 for a zero term) and
+  ``inv = 2**-(emax + bsig)``, lane i contributes ``rint(Z_i * W_i * inv)`` (``trunc`` when
+  truncating) ``= round(sig_i * 2**(g + e_i - emax))``: both products are exact power-of-two
+  scalings, ``rint`` rounds half to even, every value stays a normal float32. ``2**(emax+bsig)``
+  is the float max of ``2**ea_i * 2**(exp_i + bsig)`` over the four lanes (zero terms and zero
+  activations included, as the hardware's max is) and ``inv`` its reciprocal by subtracting bit
+  patterns (``bits(2**-k) = 0x7F000000 - bits(2**k)``). The sum ``S`` (an integer below
+  ``2**(13+g) <= 2**21``) times ``2**(emax + bsig)`` is exact: the cycle value scaled by
+  ``2**(25+g)``. The group accumulator is kept at that scale (rounding to ``p`` bits is
+  scale-invariant; the dequant multiplier absorbs ``2**-(25+g)``).
+* Stage 3 (group accumulator) in float64, in one of two forms per (token block, group):
+  *exact adds* (:func:`round_exact`) where ``acc + cycle`` is provably exact in float64
+  (``fast._safe_blocks``: all values are multiples of ``2**Q`` and below ``2**(Q+53)``), else
+  *TwoSum adds*: ``s = fl(a + b)`` with its exact error ``err`` (Knuth's TwoSum) and
+  :func:`round_sum`, which rounds the exact ``a + b`` from ``(s, err)``: no float lies strictly
+  between ``s`` and ``a + b``, so neither does any boundary of the ``p``-bit grid, and ``err``'s
+  sign matters only when ``s`` is a tie (RNE) or on the grid (floor). Exponent gaps of any size
+  are exact, with no special case (the int64 kernel needs a sticky compression there).
+* Stages 4-5 (dequant, output accumulator, channel scale): one exact float64 product (at most
+  ``24 + 11`` bits) and one rounding each; the output accumulator uses TwoSum adds.
 
-Cycles whose four weight terms are all zero are skipped (adding 0 to an already rounded
-register leaves its value unchanged), as in the int64 kernel.
+Zero-term cycles are not skipped (they add an exact 0 to an already rounded register: no
+change) so that the accumulators of several rows can run side by side in one loop.
 """
 
 from __future__ import annotations
@@ -42,11 +43,10 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["pe_rows_f64", "pe_rows_f64_serial", "round_sum", "f2i", "i2f"]
+__all__ = ["pe_rows_f64", "pe_rows_f64_serial", "round_sum", "round_exact", "two_sum_round", "f2i", "i2f"]
 
 _ABS = np.int64(0x7FFFFFFFFFFFFFFF)
 _HID = np.int64(1) << 52           # the implicit leading bit's place (the exponent's lowest bit)
-_INV = np.int64(0x7FE0000000000000)  # bits(2**k) + bits(2**-k) for any |k| <= 1022
 _EXP = np.int64(0x7FF0000000000000)
 _INV32 = np.int32(0x7F000000)  # float32: bits(2**k) + bits(2**-k)
 _U1, _U2, _U3 = np.uint64(1), np.uint64(2), np.uint64(3)  # unsigned indices: no wraparound code
@@ -214,12 +214,12 @@ def _lanes(z, a2, b, c0, t, w0, w1, w2, w3, u0, u1, u2, u3, trunc):
 @numba.njit(cache=True, inline="always")
 def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, trunc,
            out, tb):
-    """Rows ``r0:r1``: every (row, token, group) chain in PE order.
+    """Rows ``r0:r1`` of every token block: each (row, token, group) chain in PE order.
 
-    Per group and chunk of ``_LANES // tb`` rows: decode the rows' weight terms once (shared by
-    all tokens), form every cycle's lane sum (token lanes innermost, float32), then run the
-    rows' accumulators side by side (``_LANES`` independent chains, so the loop is bound by
-    throughput, not by one chain's latency).
+    Per token block, group and chunk of ``_LANES // tb`` rows: form every cycle's lane sum
+    (token lanes innermost, float32) into a stack buffer, then run the chunk's accumulators
+    side by side (``_LANES`` independent chains, so that loop is bound by throughput rather
+    than by one chain's latency), then dequantize into the output accumulators.
     """
     n_tb = z.shape[0]
     lanes_rt = z.shape[2] * (_LANES // tb)  # == _LANES; a runtime trip count keeps LLVM from
@@ -233,12 +233,13 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
     mg_acc = (np.int64(d_acc) << 52) + (np.int64(1) << 51)
     acc = numba.carray(_stack_acc(), _LANES)
     cyc = numba.carray(_stack_cycles(), (_CH, _LANES))
-    o = np.zeros((r1 - r0, n_tb, tb))
-    for g in range(n_groups):
-        cg = g * group
-        for rc in range(r0, r1, rpc):
-            nr = min(rpc, r1 - rc)
-            for b in range(n_tb):
+    o = np.zeros((r1 - r0, tb))
+    for b in range(n_tb):
+        o[:] = 0.0
+        for g in range(n_groups):
+            cg = g * group
+            for rc in range(r0, r1, rpc):
+                nr = min(rpc, r1 - rc)
                 for x in range(_LANES):
                     acc[x] = 0.0
                 for j0 in range(0, n_lg, jch):
@@ -256,7 +257,7 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                         for s in range(n_terms):
                             for j in range(j0, j1):
                                 c0 = np.uint64(cg + 4 * j)
-                                k0 = np.uint64(cr[c0])         # uint8 codes: table row = code mod 256
+                                k0 = np.uint64(cr[c0])     # uint8 codes: table row = code mod 256
                                 k1 = np.uint64(cr[c0 + _U1])
                                 k2 = np.uint64(cr[c0 + _U2])
                                 k3 = np.uint64(cr[c0 + _U3])
@@ -282,14 +283,13 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                                 acc[x] = two_sum_round(acc[x], np.float64(cyc[i, x]), d_acc, trunc)
                 for rr in range(nr):
                     gs = gscale[rc + rr, g]
+                    oi = rc + rr - r0
                     for t in range(tb):
                         dm = round_sum(acc[rr * tb + t] * gs, 0.0, d_deq, trunc)
-                        oi = rc + rr - r0
-                        o[oi, b, t] = two_sum_round(o[oi, b, t], dm, d_out, trunc)
-    for rr in range(r1 - r0):
-        for b in range(n_tb):
+                        o[oi, t] = two_sum_round(o[oi, t], dm, d_out, trunc)
+        for rr in range(r1 - r0):
             for t in range(tb):
-                v = o[rr, b, t]
+                v = o[rr, t]
                 if has_ch:
                     v = round_sum(v * ch[r0 + rr], 0.0, d_out, trunc)
                 out[b, t, r0 + rr] = v
@@ -297,19 +297,24 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
 
 def _pe_rows_f64(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, trunc,
                  out, rows_per_block, wide):
-    """Every (token, output row) of the BitMoD PE with finite widths, on float64 lanes.
+    """Every (token, output row) of the BitMoD PE with finite widths (``pe.BitmodPE._run``).
 
-    codes: int8 [N, C]; w_tab / u_tab: float64 [256, S]: for code ``c`` at row ``c + 128`` and
-    term slot s, ``±2**(exp + bsig)`` (0 for a zero term) and ``2**(exp + bsig)``; z / a2: float64
-    [B, C, TB] per token block, ``act * 2**(25+g)`` and ``2**ea``; gscale: float64 [N, NG] the
-    group scale times ``2**-(25+g)``; ch: float64 [N] channel scales (used if has_ch); d_*:
-    ``53 - p`` with p the register's magnitude bits. Writes out float64 [B, TB, N].
+    codes: uint8 [N, C], the int8 weight codes' bytes; w_tab / u_tab: float32 [256, S], row
+    ``code & 255``, term slot s: ``±2**(exp + bsig)`` (0 for a zero term) and ``2**(exp + bsig)``;
+    z / a2: float32 [B, C, TB] per token block of TB = 16 (``wide``) or 4 tokens:
+    ``act * 2**(25+g)`` and ``2**ea`` (ea the effective biased exponent, 1 for zeros and
+    subnormals); gscale: float64 [N, NG], the group scale times ``2**-(25+g)``; ch: float64 [N]
+    channel scales, applied if has_ch; d_*: ``54 - width`` of the group accumulator, dequant and
+    output registers; safe: bool [B, NG], True where the accumulator adds are exact in float64;
+    trunc: truncation instead of RNE. Writes out float64 [B, TB, N]. Rows are split into blocks of
+    ``rows_per_block`` (a multiple of ``64 // TB``), one per parallel task.
     """
     n_rows = codes.shape[0]
     n_blk = (n_rows + rows_per_block - 1) // rows_per_block
     for blk in prange(n_blk):
         r0 = blk * rows_per_block
         r1 = min(r0 + rows_per_block, n_rows)
+        # literal trunc / token-block width: each combination is compiled with constants
         if trunc:
             if wide:
                 _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
@@ -326,5 +331,7 @@ def _pe_rows_f64(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d
                        False, out, 4)
 
 
+# One body, two compilations: threaded for layers, serial for small inputs (a validation case),
+# where starting the thread pool costs more than the work.
 pe_rows_f64 = numba.njit(cache=True, parallel=True)(_pe_rows_f64)
 pe_rows_f64_serial = numba.njit(cache=True)(_pe_rows_f64)
