@@ -186,8 +186,12 @@ def _safe_blocks(e: np.ndarray, nz: np.ndarray, group: int, guard: int, bits: in
     return np.ascontiguousarray(safe.reshape(t_len // tb, tb, -1).all(1))
 
 
-def _rtl(quant: BitmodQuant, a2: np.ndarray, config: PEConfig) -> np.ndarray:
-    """Finite widths on the float-lane kernel (module doc, :mod:`._float_kernels`)."""
+def _rtl(quant: BitmodQuant, a2: np.ndarray, config: PEConfig, *, twosum: bool = False) -> np.ndarray:
+    """Finite widths on the float-lane kernel (module doc, :mod:`._float_kernels`).
+
+    ``twosum=True`` uses the TwoSum accumulator adds everywhere, also where the exact adds are
+    proven exact (the tests compare the two forms).
+    """
     k_out, c = quant.codes.shape
     t_len = a2.shape[0]
     g = config.guard_bits
@@ -209,6 +213,8 @@ def _rtl(quant: BitmodQuant, a2: np.ndarray, config: PEConfig) -> np.ndarray:
         gscale = np.ldexp(sm.astype(np.float64), se - _BIAS_FRAC - 25 - g)
         ch, has_ch = np.zeros(k_out), False
     safe = _safe_blocks(e, ap != 0, quant.group, g, quant.bits, config.acc_man_bits, tb)
+    if twosum:
+        safe[:] = False
     out = np.empty((nb, tb, k_out))
     parallel = t_len * c * k_out >= _PARALLEL_MACS
     kernel = _fk.pe_rows_f64 if parallel else _fk.pe_rows_f64_serial
