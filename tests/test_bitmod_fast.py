@@ -95,7 +95,7 @@ def test_exact_accumulate_and_finish_equal_python_integers():
     for _ in range(50):
         d = rng.integers(-(1 << 52) + 1, 1 << 52, (n, t))
         d[rng.random((n, t)) < 0.2] = 0
-        fk.exact_accumulate_serial(d.astype(np.float64) * 2.0 ** -24, s_k, sh_k, h, lo)
+        fk.exact_accumulate_serial((d.astype(np.float64) * 2.0 ** -24)[None], s_k, sh_k, h, lo)
         for r in range(n):
             for j in range(t):
                 exact[r][j] += int(d[r, j]) * int(s_k[r]) << int(sh_k[r])

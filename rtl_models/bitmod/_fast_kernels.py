@@ -274,27 +274,28 @@ def _fsum_rows(pieces, out):
 _LIMB = 52  # the exact accumulator is H * 2**52 + L with 0 <= L < 2**52 (after each chunk)
 
 
-def _exact_accumulate(dot, s_k, sh_k, h, lo):
-    """Add ``D * s_k * 2**sh_k`` exactly to the two-limb integers ``(h, lo)``, per element.
+def _exact_accumulate(dots, s_k, sh_k, h, lo):
+    """Add ``sum_j D_j * s_k * 2**sh_k`` exactly to the two-limb integers ``(h, lo)``, per element.
 
-    dot: float64 [K, T] chunk dot products, exact multiples of ``2**-24`` below ``2**28``, so
-    ``D = dot * 2**24`` is an exact integer below ``2**52``; s_k: int64 [K] scale multipliers
+    dots: float64 [J, K, T] chunk dot products, exact multiples of ``2**-24`` below ``2**28``,
+    so ``D = dot * 2**24`` is an exact integer below ``2**52``; s_k: int64 [K] scale multipliers
     below ``2**11`` (so ``D * s`` fits int64); sh_k: int64 [K] shifts in 0..29. h, lo: int64
-    [K, T], the running value ``h * 2**52 + lo``, renormalised to ``0 <= lo < 2**52`` after the add.
+    [K, T], the running value ``h * 2**52 + lo``, renormalised to ``0 <= lo < 2**52`` after each add.
     """
-    n_rows, n_tok = dot.shape
+    n_ch, n_rows, n_tok = dots.shape
     for r in prange(n_rows):
         sc = s_k[r]
         sh = sh_k[r]
         rs = _LIMB - sh
         mask = (np.int64(1) << rs) - 1
-        for t in range(n_tok):
-            p = np.int64(dot[r, t] * 16777216.0) * sc    # 2**24
-            hh = h[r, t] + (p >> rs)                     # floor: the low part is >= 0
-            ll = lo[r, t] + ((p & mask) << sh)           # < 2**53
-            c = ll >> _LIMB
-            h[r, t] = hh + c
-            lo[r, t] = ll - (c << _LIMB)
+        for j in range(n_ch):
+            for t in range(n_tok):
+                p = np.int64(dots[j, r, t] * 16777216.0) * sc    # 2**24
+                hh = h[r, t] + (p >> rs)                         # floor: the low part is >= 0
+                ll = lo[r, t] + ((p & mask) << sh)               # < 2**53
+                c = ll >> _LIMB
+                h[r, t] = hh + c
+                lo[r, t] = ll - (c << _LIMB)
 
 
 @numba.njit(cache=True)

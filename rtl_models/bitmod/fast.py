@@ -50,6 +50,7 @@ __all__ = ["pe_dot_fast", "FAST_LIMITS"]
 FAST_LIMITS = {"guard_bits": 8, "acc_man_bits": 24, "deq_man_bits": 25, "out_man_bits": 26}
 _BIAS_FRAC = 25  # an FP16 value is significand * 2**(biased exponent - 15 - 10)
 _PARALLEL_MACS = 1 << 20  # below this many MACs the serial kernels are faster than the threaded ones
+_PARALLEL_ELEMS = 1 << 18  # exact PE: chunk dot products per group above which its kernel is threaded
 _ROWS_PER_BLOCK = 32      # rows per parallel task of the float kernel (a multiple of 64 // 4)
 
 
@@ -255,18 +256,19 @@ def _exact(quant: BitmodQuant, a2: np.ndarray) -> np.ndarray:
         exp_k = ce - 49
     h = np.zeros((k_out, t_len), np.int64)
     lo = np.zeros((k_out, t_len), np.int64)
-    wbuf = np.empty((k_out, chunk))
-    parallel = t_len * c * k_out >= _PARALLEL_MACS
+    group = quant.group
+    n_ch = -(-group // chunk)
+    wg = np.zeros((k_out, n_ch * chunk))           # one group's codes, zero-padded to whole chunks
+    ag = np.zeros((t_len, n_ch * chunk))
+    parallel = n_ch * k_out * t_len >= _PARALLEL_ELEMS
     acc = _k.exact_accumulate if parallel else _k.exact_accumulate_serial
     for g in range(quant.n_groups):
-        sg = np.ascontiguousarray(s_k[:, g])
-        shg = np.ascontiguousarray(sh_k[:, g])
-        end = (g + 1) * quant.group
-        for c0 in range(g * quant.group, end, chunk):
-            c1 = min(c0 + chunk, end)
-            w = wbuf[:, : c1 - c0]
-            np.copyto(w, quant.codes[:, c0:c1])
-            acc(w @ a[:, c0:c1].T, sg, shg, h, lo)                  # [K, T], exact (module doc)
+        wg[:, :group] = quant.codes[:, g * group : (g + 1) * group]
+        ag[:, :group] = a[:, g * group : (g + 1) * group]
+        # [n_ch, K, T]: every chunk's dot products in one batched BLAS call, exact (module doc)
+        dots = np.matmul(wg.reshape(k_out, n_ch, chunk).transpose(1, 0, 2),
+                         ag.reshape(t_len, n_ch, chunk).transpose(1, 2, 0))
+        acc(dots, np.ascontiguousarray(s_k[:, g]), np.ascontiguousarray(sh_k[:, g]), h, lo)
     out = np.empty((t_len, k_out))
     _k.exact_finish(h, lo, mul_k, exp_k, out)
     return out
