@@ -43,7 +43,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["pe_rows_f64", "pe_rows_f64_serial", "round_sum", "round_exact", "two_sum_round", "f2i", "i2f"]
+__all__ = ["pe_rows", "round_sum", "round_exact", "two_sum_round", "f2i", "i2f"]
 
 _ABS = np.int64(0x7FFFFFFFFFFFFFFF)
 _HID = np.int64(1) << 52           # the implicit leading bit's place (the exponent's lowest bit)
@@ -295,43 +295,56 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                 out[b, t, r0 + rr] = v
 
 
-def _pe_rows_f64(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, trunc,
-                 out, rows_per_block, wide):
+def _rows_rne16(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
+    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
+               group, d_acc, d_deq, d_out, safe, False, out, 16)
+
+
+def _rows_rne4(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
+    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
+               group, d_acc, d_deq, d_out, safe, False, out, 4)
+
+
+def _rows_trunc16(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
+    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
+               group, d_acc, d_deq, d_out, safe, True, out, 16)
+
+
+def _rows_trunc4(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
+    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
+               group, d_acc, d_deq, d_out, safe, True, out, 4)
+
+
+# Rounding mode and token-block width are compile-time constants of the hot loops, so each
+# combination is its own function, compiled (and cached) on first use; each has a threaded
+# compilation for layers and a serial one for small inputs (a validation case), where starting
+# the thread pool costs more than the work.
+_KERNELS = {(trunc, tb, par): numba.njit(cache=True, parallel=par)(fn)
+            for (trunc, tb), fn in {(False, 16): _rows_rne16, (False, 4): _rows_rne4,
+                                    (True, 16): _rows_trunc16, (True, 4): _rows_trunc4}.items()
+            for par in (True, False)}
+
+
+def pe_rows(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, trunc, out,
+            rows_per_block, parallel):
     """Every (token, output row) of the BitMoD PE with finite widths (``pe.BitmodPE._run``).
 
     codes: uint8 [N, C], the int8 weight codes' bytes; w_tab / u_tab: float32 [256, S], row
     ``code & 255``, term slot s: ``±2**(exp + bsig)`` (0 for a zero term) and ``2**(exp + bsig)``;
-    z / a2: float32 [B, C, TB] per token block of TB = 16 (``wide``) or 4 tokens:
-    ``act * 2**(25+g)`` and ``2**ea`` (ea the effective biased exponent, 1 for zeros and
-    subnormals); gscale: float64 [N, NG], the group scale times ``2**-(25+g)``; ch: float64 [N]
-    channel scales, applied if has_ch; d_*: ``54 - width`` of the group accumulator, dequant and
-    output registers; safe: bool [B, NG], True where the accumulator adds are exact in float64;
-    trunc: truncation instead of RNE. Writes out float64 [B, TB, N]. Rows are split into blocks of
-    ``rows_per_block`` (a multiple of ``64 // TB``), one per parallel task.
+    z / a2: float32 [B, C, TB] per token block of TB = 16 or 4 tokens: ``act * 2**(25+g)`` and
+    ``2**ea`` (ea the effective biased exponent, 1 for zeros and subnormals); gscale: float64
+    [N, NG], the group scale times ``2**-(25+g)``; ch: float64 [N] channel scales, applied if
+    has_ch; d_*: ``54 - width`` of the group accumulator, dequant and output registers; safe:
+    bool [B, NG], True where the accumulator adds are exact in float64; trunc: truncation instead
+    of RNE. Writes out float64 [B, TB, N]. Rows are split into blocks of ``rows_per_block`` (a
+    multiple of ``64 // TB``), one per task, threaded if ``parallel``.
     """
-    n_rows = codes.shape[0]
-    n_blk = (n_rows + rows_per_block - 1) // rows_per_block
-    for blk in prange(n_blk):
-        r0 = blk * rows_per_block
-        r1 = min(r0 + rows_per_block, n_rows)
-        # literal trunc / token-block width: each combination is compiled with constants
-        if trunc:
-            if wide:
-                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
-                       True, out, 16)
-            else:
-                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
-                       True, out, 4)
-        else:
-            if wide:
-                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
-                       False, out, 16)
-            else:
-                _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe,
-                       False, out, 4)
-
-
-# One body, two compilations: threaded for layers, serial for small inputs (a validation case),
-# where starting the thread pool costs more than the work.
-pe_rows_f64 = numba.njit(cache=True, parallel=True)(_pe_rows_f64)
-pe_rows_f64_serial = numba.njit(cache=True)(_pe_rows_f64)
+    tb = z.shape[2]
+    if tb not in (4, 16) or rows_per_block % (_LANES // tb):
+        raise ValueError(f"token block {tb} / rows_per_block {rows_per_block}: need 4 or 16 and a multiple of 64 // TB")
+    _KERNELS[(bool(trunc), tb, bool(parallel))](codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
+                                                d_deq, d_out, safe, out, rows_per_block)

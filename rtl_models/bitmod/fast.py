@@ -217,13 +217,11 @@ def _rtl(quant: BitmodQuant, a2: np.ndarray, config: PEConfig, *, twosum: bool =
     if twosum:
         safe[:] = False
     out = np.empty((nb, tb, k_out))
-    parallel = t_len * c * k_out >= _PARALLEL_MACS
-    kernel = _fk.pe_rows_f64 if parallel else _fk.pe_rows_f64_serial
-    kernel(np.ascontiguousarray(quant.codes, dtype=np.int8).view(np.uint8), w_tab, u_tab,
-           np.ascontiguousarray(z), np.ascontiguousarray(a2p), np.ascontiguousarray(gscale), has_ch,
-           np.ascontiguousarray(ch), quant.group, 54 - config.acc_man_bits, 54 - config.deq_man_bits,
-           54 - config.out_man_bits, safe, config.rounding is Rounding.TRUNCATE, out,
-           _ROWS_PER_BLOCK, tb == 16)
+    _fk.pe_rows(np.ascontiguousarray(quant.codes, dtype=np.int8).view(np.uint8), w_tab, u_tab,
+                np.ascontiguousarray(z), np.ascontiguousarray(a2p), np.ascontiguousarray(gscale), has_ch,
+                np.ascontiguousarray(ch), quant.group, 54 - config.acc_man_bits, 54 - config.deq_man_bits,
+                54 - config.out_man_bits, safe, config.rounding is Rounding.TRUNCATE, out, _ROWS_PER_BLOCK,
+                t_len * c * k_out >= _PARALLEL_MACS)
     return out.reshape(nb * tb, k_out)[:t_len]
 
 
