@@ -295,28 +295,36 @@ def _block(r0, r1, codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                 out[b, t, r0 + rr] = v
 
 
-def _rows_rne16(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
-    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
-        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
-               group, d_acc, d_deq, d_out, safe, False, out, 16)
+def _rows_rne16(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out,
+                rpb):
+    n = codes.shape[0]
+    for blk in prange((n + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, n), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group,
+               d_acc, d_deq, d_out, safe, False, out, 16)
 
 
-def _rows_rne4(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
-    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
-        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
-               group, d_acc, d_deq, d_out, safe, False, out, 4)
+def _rows_rne4(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out,
+               rpb):
+    n = codes.shape[0]
+    for blk in prange((n + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, n), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group,
+               d_acc, d_deq, d_out, safe, False, out, 4)
 
 
-def _rows_trunc16(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
-    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
-        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
-               group, d_acc, d_deq, d_out, safe, True, out, 16)
+def _rows_trunc16(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out,
+                  rpb):
+    n = codes.shape[0]
+    for blk in prange((n + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, n), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group,
+               d_acc, d_deq, d_out, safe, True, out, 16)
 
 
-def _rows_trunc4(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out, rpb):
-    for blk in prange((codes.shape[0] + rpb - 1) // rpb):
-        _block(blk * rpb, min(blk * rpb + rpb, codes.shape[0]), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch,
-               group, d_acc, d_deq, d_out, safe, True, out, 4)
+def _rows_trunc4(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq, d_out, safe, out,
+                 rpb):
+    n = codes.shape[0]
+    for blk in prange((n + rpb - 1) // rpb):
+        _block(blk * rpb, min(blk * rpb + rpb, n), codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group,
+               d_acc, d_deq, d_out, safe, True, out, 4)
 
 
 # Rounding mode and token-block width are compile-time constants of the hot loops, so each
@@ -345,6 +353,7 @@ def pe_rows(codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc, d_deq,
     """
     tb = z.shape[2]
     if tb not in (4, 16) or rows_per_block % (_LANES // tb):
-        raise ValueError(f"token block {tb} / rows_per_block {rows_per_block}: need 4 or 16 and a multiple of 64 // TB")
+        raise ValueError(f"token block {tb}, rows_per_block {rows_per_block}: need a token block of 4 or 16 "
+                         "and rows_per_block a multiple of 64 // token block")
     _KERNELS[(bool(trunc), tb, bool(parallel))](codes, w_tab, u_tab, z, a2, gscale, has_ch, ch, group, d_acc,
                                                 d_deq, d_out, safe, out, rows_per_block)
