@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rtl_models.bitmod import PEConfig, Rounding, pe_dot, quantize_weights
-from rtl_models.bitmod import _fast_kernels as fk
+from rtl_models.bitmod import _exact_kernels as ek
 from rtl_models.bitmod import _float_kernels as flk
 from rtl_models.bitmod.fast import (FAST_LIMITS, _exact, _exact_fsum, _rtl, _rtl_int64, _safe_blocks,
                                     pe_dot_fast)
@@ -84,43 +84,43 @@ def test_round_exact_equals_slow_round(mode, trunc):
             assert Fraction(_round_exact(x, 54 - width, trunc)) == _slow(ma, xa, mb, xb, width, mode)
 
 
-def test_exact_accumulate_and_finish_equal_python_integers():
-    """Two-limb exact accumulation and the final rounding against Python ints and Fraction,
-    including totals with ``|H| >= 2**53`` (the integer-rounding branch) and exact ties."""
+@numba.njit
+def _limb_sum(ps, shs):
+    h = np.int64(0)
+    lo = np.int64(0)
+    for i in range(ps.shape[0]):
+        h, lo = ek.limb_add(h, lo, ps[i], shs[i])
+    return h, lo
+
+
+@numba.njit
+def _limbs_to_float(h, lo, m, e):
+    return ek.limbs_to_float(h, lo, m, e)
+
+
+def test_exact_limbs_equal_python_integers():
+    """The exact PE's two-limb integer sum and its final rounding against Python ints and
+    Fraction, including totals with ``a >= 2**53`` (the integer-rounding branch) and ties."""
     rng = np.random.default_rng(2)
-    n, t = 40, 3
-    h = np.zeros((n, t), np.int64)
-    lo = np.zeros((n, t), np.int64)
-    exact = [[0] * t for _ in range(n)]
-    s_k = rng.integers(0, 2048, n).astype(np.int64)
-    sh_k = rng.integers(0, 30, n).astype(np.int64)
-    for _ in range(50):
-        d = rng.integers(-(1 << 52) + 1, 1 << 52, (n, t))
-        d[rng.random((n, t)) < 0.2] = 0
-        fk.exact_accumulate_serial((d.astype(np.float64) * 2.0 ** -24)[None], s_k, sh_k, h, lo)
-        for r in range(n):
-            for j in range(t):
-                exact[r][j] += int(d[r, j]) * int(s_k[r]) << int(sh_k[r])
-    assert all(int(h[r, j]) * (1 << 52) + int(lo[r, j]) == exact[r][j] for r in range(n) for j in range(t))
-    assert (lo >= 0).all() and (lo < 1 << 52).all()
-    # final rounding: random limbs, multipliers and exponents, plus constructed ties
-    hh = rng.integers(-(1 << 58), 1 << 58, (n, t))
-    hh[:, 0] = rng.integers(-(1 << 20), 1 << 20, n)
-    ll = rng.integers(0, 1 << 52, (n, t))
-    hh[0, 1], ll[0, 1] = (1 << 55) + 4, 0           # 2**55 + 4 (units 2**52): a tie, even stays
-    hh[1, 1], ll[1, 1] = (1 << 55) + 4, 1           # ... plus a sticky bit: rounds up
-    hh[2, 1], ll[2, 1] = -(1 << 55) - 12, 0         # negative tie, odd: away from zero
-    hh[3, 1], ll[3, 1] = -(1 << 53), 5              # -(2**105) + 5: the borrow case
-    mul = rng.integers(1, 2048, n).astype(np.int64)
-    mul[:4] = 1
-    exp = rng.integers(-80, 20, n).astype(np.int64)
-    hh = hh // mul[:, None]                         # keep h * mul within int64
-    out = np.empty((t, n))
-    fk.exact_finish(hh.astype(np.int64), ll.astype(np.int64), mul, exp, out)
-    for r in range(n):
-        for j in range(t):
-            v = (int(hh[r, j]) * (1 << 52) + int(ll[r, j])) * int(mul[r])
-            assert out[j, r] == float(Fraction(v) * Fraction(2) ** int(exp[r])), (r, j)
+    for _ in range(300):
+        n = int(rng.integers(1, 60))
+        d = rng.integers(-(1 << 52) + 1, 1 << 52, n)
+        d[rng.random(n) < 0.2] = 0
+        p = d * rng.integers(0, 2048, n)                 # D * s < 2**63, as the kernel forms it
+        sh = rng.integers(0, 30, n)
+        h, lo = _limb_sum(p.astype(np.int64), sh.astype(np.int64))
+        assert int(h) * (1 << 52) + int(lo) == sum(int(x) << int(y) for x, y in zip(p, sh))
+        assert 0 <= lo < 1 << 52
+    cases = [((1 << 55) + 4, 0, 1, 0), ((1 << 55) + 4, 1, 1, 0),   # a tie (even stays), + sticky
+             (-(1 << 55) - 12, 0, 1, 0), (-(1 << 53), 5, 1, -3),    # negative odd tie; the borrow case
+             ((1 << 53) - 1, (1 << 52) - 1, 1, 0), (-1, 1, 1, -60), (0, 0, 7, 0)]
+    for _ in range(3000):
+        h = int(rng.integers(-(1 << 58), 1 << 58)) >> int(rng.integers(0, 58))
+        cases.append((h, int(rng.integers(0, 1 << 52)), int(rng.integers(1, 2048)), int(rng.integers(-90, 20))))
+    for h, lo, m, e in cases:
+        h = h // m if abs(h) * m >= 1 << 62 else h      # keep h * m within int64, as in the kernel
+        got = _limbs_to_float(np.int64(h), np.int64(lo), np.int64(m), np.int64(e))
+        assert got == float(Fraction((h * (1 << 52) + lo) * m) * Fraction(2) ** e), (h, lo, m, e)
 
 
 def _case(rng, trial):
@@ -234,8 +234,9 @@ def test_float_kernel_equals_cycle_stepped_pe_with_16_token_blocks():
 
 
 def test_exact_pe_integer_accumulator_equals_fsum_path():
-    """``PEConfig.exact()``: the two-limb integer path against the Dekker + ``math.fsum`` path on
-    random and extreme inputs (all lanes at +-65504 with the largest scales)."""
+    """``PEConfig.exact()``: the two-limb integer kernel against the Dekker + ``math.fsum`` path
+    on random and extreme inputs (all lanes at +-65504 with the largest scales), both token-block
+    widths, partial row blocks."""
     rng = np.random.default_rng(9)
     for trial in range(40):
         quant, act = _case(rng, trial)

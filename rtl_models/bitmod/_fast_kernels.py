@@ -2,9 +2,8 @@
 
 * :func:`pe_rows`: the finite-width PE on int64 mantissas, the previous fast path, kept as the
   reference the float-lane kernel (``_float_kernels.py``) is tested against;
-* :func:`exact_accumulate` / :func:`exact_finish`: the exact PE's two-limb integer sum and its
-  single final rounding (the fast path of ``PEConfig.exact()``);
-* :func:`fsum_rows`: ``math.fsum`` per row, the previous exact-PE path, kept as its reference.
+* :func:`fsum_rows`: ``math.fsum`` per row, the previous exact-PE path, kept as the reference of
+  the exact PE's kernel (``_exact_kernels.py``).
 
 The slow reference is :class:`~rtl_models.bitmod.pe.BitmodPE` (Python ints, one cycle per
 step); the tests compare the kernels with it on random and edge-case inputs. The value ``m * 2**x`` of a
@@ -23,8 +22,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-__all__ = ["pe_rows", "pe_rows_serial", "fsum_rows", "fsum_rows_serial", "exact_accumulate",
-           "exact_accumulate_serial", "exact_finish", "add_round", "round_to", "bitlen"]
+__all__ = ["pe_rows", "pe_rows_serial", "fsum_rows", "fsum_rows_serial", "add_round", "round_to", "bitlen"]
 
 _EXACT_SHIFT = 30  # exponent differences up to this are added exactly in int64
 
@@ -277,77 +275,9 @@ def _fsum_rows(pieces, out):
         out[row] = hi
 
 
-_LIMB = 52  # the exact accumulator is H * 2**52 + L with 0 <= L < 2**52 (after each chunk)
-
-
-def _exact_accumulate(dots, s_k, sh_k, h, lo):
-    """Add ``sum_j D_j * s_k * 2**sh_k`` exactly to the two-limb integers ``(h, lo)``, per element.
-
-    dots: float64 [J, K, T] chunk dot products, exact multiples of ``2**-24`` below ``2**28``,
-    so ``D = dot * 2**24`` is an exact integer below ``2**52``; s_k: int64 [K] scale multipliers
-    below ``2**11`` (so ``D * s`` fits int64); sh_k: int64 [K] shifts in 0..29. h, lo: int64
-    [K, T], the running value ``h * 2**52 + lo``, renormalised to ``0 <= lo < 2**52`` after each add.
-    """
-    n_ch, n_rows, n_tok = dots.shape
-    for r in prange(n_rows):
-        sc = s_k[r]
-        sh = sh_k[r]
-        rs = _LIMB - sh
-        mask = (np.int64(1) << rs) - 1
-        for j in range(n_ch):
-            for t in range(n_tok):
-                p = np.int64(dots[j, r, t] * 16777216.0) * sc    # 2**24
-                hh = h[r, t] + (p >> rs)                         # floor: the low part is >= 0
-                ll = lo[r, t] + ((p & mask) << sh)               # < 2**53
-                c = ll >> _LIMB
-                h[r, t] = hh + c
-                lo[r, t] = ll - (c << _LIMB)
-
-
-@numba.njit(cache=True)
-def exact_finish(h, lo, mul_k, exp_k, out):
-    """``out[t, r] = float64(round((h * 2**52 + lo) * mul_k[r]) * 2**exp_k[r])``, rounded once (RNE).
-
-    h, lo: int64 [K, T] from :func:`exact_accumulate` (``0 <= lo < 2**52``, ``|h| < 2**51``);
-    mul_k: int64 [K] below ``2**11``; out: float64 [T, K]. ``|V| = a * 2**52 + f`` after the
-    multiply (``0 <= f < 2**52``): if ``a < 2**53`` both ``a * 2**52`` and ``f`` are floats exactly
-    and their float sum is the correctly rounded ``|V|``; otherwise ``f`` is below half an ulp and
-    only breaks ties (a sticky bit), and ``a`` is rounded in integers.
-    """
-    n_rows, n_tok = h.shape
-    for r in range(n_rows):
-        m = mul_k[r]
-        for t in range(n_tok):
-            hh = h[r, t] * m
-            ll = lo[r, t] * m                           # < 2**63
-            c = ll >> _LIMB
-            hh += c
-            ll -= c << _LIMB
-            neg = hh < 0
-            a = -hh if neg else hh                  # |V| = a * 2**52 + f, 0 <= f < 2**52
-            f = ll
-            if neg and ll != 0:                     # -(a * 2**52 - ll) = -((a-1) * 2**52 + (2**52 - ll))
-                a -= 1
-                f = (np.int64(1) << _LIMB) - ll
-            if a < (np.int64(1) << 53):             # both terms floats exactly: one rounding
-                v = float(a) * 4503599627370496.0 + float(f)   # 2**52
-            else:                                   # f is below half an ulp: only a sticky bit
-                k = bitlen(a) - 53
-                q = a >> k
-                rem = a - (q << k)
-                half = np.int64(1) << (k - 1)
-                if rem > half or (rem == half and (f != 0 or (q & 1) == 1)):
-                    q += 1
-                v = float(q) * 2.0 ** k * 4503599627370496.0
-            v = -v if neg else v
-            out[t, r] = np.ldexp(v, exp_k[r])
-
-
 # One body, two compilations: the threaded one for layers, a serial one for small inputs (a
 # validation case), where starting the thread pool costs more than the work.
 pe_rows = numba.njit(cache=True, parallel=True)(_pe_rows)
 pe_rows_serial = numba.njit(cache=True)(_pe_rows)
 fsum_rows = numba.njit(cache=True, parallel=True)(_fsum_rows)
 fsum_rows_serial = numba.njit(cache=True)(_fsum_rows)
-exact_accumulate = numba.njit(cache=True, parallel=True)(_exact_accumulate)
-exact_accumulate_serial = numba.njit(cache=True)(_exact_accumulate)

@@ -12,10 +12,10 @@ channels and tokens at once:
   mantissa kernel (:mod:`._fast_kernels`, about 10x slower) stays as a second reference for the
   tests (:func:`_rtl_int64`);
 * :meth:`PEConfig.exact` (every width None): the exact dot product rounded once to float64,
-  from float64 BLAS products that are exact per chunk of a group (below), summed exactly as
-  two-limb integers and rounded once.
+  from float64 dot products that are exact per chunk of a group (below), summed exactly as
+  two-limb integers and rounded once, in one threaded numba pass (:mod:`._exact_kernels`).
 
-Why a group's dot product is exact in float64 BLAS: an FP16 activation is ``sig * 2**(e-25)``
+Why a chunk's dot product is exact in float64: an FP16 activation is ``sig * 2**(e-25)``
 with ``sig < 2**11`` and ``1 <= e <= 30``, a weight code is at most 16 in magnitude (5 bits;
 INT8: 8 bits), so every product is an integer multiple of ``2**-24`` below ``2**(19+5+8)``
 and a sum of ``group <= 256`` of them spans at most ``11 + 8 + 29 + 8 = 56`` bits. That is
@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from . import _exact_kernels as _ek
 from . import _fast_kernels as _k
 from . import _float_kernels as _fk
 from .datatypes import LANES, BitmodInputError, row_cycles
@@ -50,7 +51,6 @@ __all__ = ["pe_dot_fast", "FAST_LIMITS"]
 FAST_LIMITS = {"guard_bits": 8, "acc_man_bits": 24, "deq_man_bits": 25, "out_man_bits": 26}
 _BIAS_FRAC = 25  # an FP16 value is significand * 2**(biased exponent - 15 - 10)
 _PARALLEL_MACS = 1 << 20  # below this many MACs the serial kernels are faster than the threaded ones
-_PARALLEL_ELEMS = 1 << 18  # exact PE: chunk dot products per group above which its kernel is threaded
 _ROWS_PER_BLOCK = 32      # rows per parallel task of the float kernel (a multiple of 64 // 4)
 
 
@@ -233,15 +233,14 @@ def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _exact(quant: BitmodQuant, a2: np.ndarray) -> np.ndarray:
-    """``PEConfig.exact()``: the exact dot product rounded once to float64 (module doc).
-
-    Chunk dot products from float64 BLAS (exact), accumulated exactly as two-limb integers
-    per output (``_fast_kernels.exact_accumulate``) and rounded once at the end.
-    """
+    """``PEConfig.exact()``: the exact dot product rounded once to float64 (module doc,
+    :mod:`._exact_kernels`)."""
     k_out, c = quant.codes.shape
     t_len = a2.shape[0]
-    chunk = min(16 if quant.bits in (6, 8) else 128, quant.group)
-    a = a2.astype(np.float64)
+    tb = 4 if t_len <= 4 else 16
+    nb = -(-t_len // tb)
+    ap = np.zeros((nb * tb, c))
+    ap[:t_len] = a2
     if quant.scale_codes is None:   # x = D 2**-24 * sm 2**(se-25) = D sm 2**(se-1) * 2**-48
         _, se, s_k = _decode_f16(quant.scales)
         sh_k = se - 1
@@ -252,24 +251,14 @@ def _exact(quant: BitmodQuant, a2: np.ndarray) -> np.ndarray:
         sh_k = np.zeros_like(s_k)
         _, ce, mul_k = _decode_f16(quant.channel_scales)
         exp_k = ce - 49
-    h = np.zeros((k_out, t_len), np.int64)
-    lo = np.zeros((k_out, t_len), np.int64)
-    group = quant.group
-    n_ch = -(-group // chunk)
-    wg = np.zeros((k_out, n_ch * chunk))           # one group's codes, zero-padded to whole chunks
-    ag = np.zeros((t_len, n_ch * chunk))
-    parallel = n_ch * k_out * t_len >= _PARALLEL_ELEMS
-    acc = _k.exact_accumulate if parallel else _k.exact_accumulate_serial
-    for g in range(quant.n_groups):
-        wg[:, :group] = quant.codes[:, g * group : (g + 1) * group]
-        ag[:, :group] = a[:, g * group : (g + 1) * group]
-        # [n_ch, K, T]: every chunk's dot products in one batched BLAS call, exact (module doc)
-        dots = np.matmul(wg.reshape(k_out, n_ch, chunk).transpose(1, 0, 2),
-                         ag.reshape(t_len, n_ch, chunk).transpose(1, 2, 0))
-        acc(dots, np.ascontiguousarray(s_k[:, g]), np.ascontiguousarray(sh_k[:, g]), h, lo)
-    out = np.empty((t_len, k_out))
-    _k.exact_finish(h, lo, mul_k, exp_k, out)
-    return out
+    out = np.empty((nb, tb, k_out))
+    _ek.exact_rows(np.ascontiguousarray(quant.codes, dtype=np.int8),
+                   np.ascontiguousarray(ap.reshape(nb, tb, c).transpose(0, 2, 1)),
+                   np.ascontiguousarray(s_k), np.ascontiguousarray(sh_k), np.ascontiguousarray(mul_k),
+                   np.ascontiguousarray(exp_k), quant.group,
+                   min(16 if quant.bits in (6, 8) else 128, quant.group), out, _ROWS_PER_BLOCK,
+                   t_len * c * k_out >= _PARALLEL_MACS)
+    return out.reshape(nb * tb, k_out)[:t_len]
 
 
 def _exact_fsum(quant: BitmodQuant, a2: np.ndarray) -> np.ndarray:
