@@ -21,7 +21,7 @@ import numpy as np
 from simulators.bitmod import ACCELS, MODELS, generative, simulate_model
 
 HERE = Path(__file__).parent
-FIG7 = HERE.parent.parent / "tests" / "data" / "bitmod_fig7_cycles.json"  # copy of the reference sheet's file
+FIG7 = HERE.parent.parent / "tests" / "data" / "bitmod_fig7_cycles.json"  # the 30 cycle counts of Fig. 7 (BitMoD, HPCA 2025)
 NAMES = {"fp16": "FP16", "ant": "ANT", "olive": "OliVe", "bitmod-lossless": "BitMoD-LL", "bitmod-lossy": "BitMoD-LY"}
 JSON_MODELS = {"opt-1.3b": "OPT-1.3B", "llama-2-7b": "Llama-2-7B", "llama-3-8b": "Llama-3-8B"}
 PAPER = HERE.parent.parent / "tests" / "data" / "bitmod_paper.json"  # Fig. 7/8 per-model ratios, Table VI
