@@ -181,9 +181,9 @@ class MatMulFreeDesign:
         c = self.clock_mhz
         if isinstance(c, bool) or not isinstance(c, (int, float, np.number)) or not 0 < c <= PIPELINED_FMAX_MHZ:
             raise MatMulFreeInputError(f"clock_mhz={c!r}; allowed: a number in (0, {PIPELINED_FMAX_MHZ:g}]")
-        if self.weight_bits_packed not in WEIGHT_BITS:
+        if not isinstance(self.weight_bits_packed, (int, float, np.number)) or self.weight_bits_packed not in WEIGHT_BITS:
             raise MatMulFreeInputError(f"weight_bits_packed={self.weight_bits_packed!r}; allowed: 2.0, 1.6")
-        if self.state_precision not in STATE_PRECISIONS:
+        if not isinstance(self.state_precision, str) or self.state_precision not in STATE_PRECISIONS:
             raise MatMulFreeInputError(
                 f"state_precision={self.state_precision!r}; allowed: {', '.join(STATE_PRECISIONS)}")
         if not isinstance(self.pipelined, (bool, np.bool_)):

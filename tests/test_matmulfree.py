@@ -240,6 +240,9 @@ def test_workloads_it_cannot_price_are_one_line_errors(wl, why):
     ("clock_mhz", 1 + 2j, "clock_mhz=(1+2j)"), ("cores", 0, "cores=0; allowed: integer in [1, 4096]"),
     ("cores", 2.5, "cores=2.5"), ("mem_port_bits", 12, "a multiple of 8"), ("acc_bits", True, "acc_bits=True"),
     ("state_precision", "fp8", "state_precision='fp8'"), ("pipelined", 1, "pipelined=1; allowed: True, False"),
+    # unhashable values raised a bare TypeError before (found by benchmarks/fuzz_inputs.py)
+    ("state_precision", ["fp32"], "state_precision=['fp32']; allowed: fp32"),
+    ("weight_bits_packed", [2.0], "weight_bits_packed=[2.0]; allowed: 2.0, 1.6"),
 ])
 def test_check_design_rejects_raw_values(key, value, needle):
     from archgym import InvalidDesign
