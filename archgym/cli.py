@@ -79,7 +79,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
     import archgym
     from archgym.simulator import load_simulator
 
-    print(f"{'env id':<24} {'designs':>12}  {'default workload':<26} description")
+    rows = []
     errors = archgym.plugin_errors()
     for env_id in archgym.env_ids():
         spec = archgym.spec_of(env_id)
@@ -87,7 +87,11 @@ def cmd_envs(args: argparse.Namespace) -> int:
             size = f"{load_simulator(spec.simulator, **spec.simulator_kwargs).design_space().size:,}"
         except ImportError as e:  # an optional dependency of one simulator is missing
             size = f"n/a ({e.name})"
-        print(f"{env_id:<24} {size:>12}  {spec.workload or '-':<26} {spec.description}")
+        rows.append((env_id, size, spec.workload or "-", spec.description))
+    w = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(("env id", "designs", "default workload"))]
+    print(f"{'env id':<{w[0]}}  {'designs':>{w[1]}}  {'default workload':<{w[2]}}  description")
+    for env_id, size, workload, description in rows:
+        print(f"{env_id:<{w[0]}}  {size:>{w[1]}}  {workload:<{w[2]}}  {description}")
     for name, err in errors.items():
         print(f"plugin {name!r} failed to load: {err}")
     return 0

@@ -43,7 +43,7 @@ BUILTIN_ENVS: tuple[EnvSpec, ...] = (
         "simulators.systolic:SystolicSimulator",
         workload="llama-2-7b/prefill",
         objective="energy_j*latency_s",
-        description="Generic R x C systolic array (os/ws/is) with SRAM, DRAM bandwidth and energy/area; SCALE-Sim-exact cycle mode.",
+        description="R x C systolic array (os/ws/is), each layer on its best tiling and DRAM loop order; SRAM, DRAM bandwidth, energy/area; SCALE-Sim-exact cycle mode.",
     ),
     EnvSpec(
         "archgym/BitMoD-v0",
