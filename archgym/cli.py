@@ -29,7 +29,14 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + error)
-        raise CliError(f"{self.prog}: {message}")
+        sub = self.prog.removeprefix("archgym").strip()   # main() already says "archgym: error:"
+        if message.startswith("unrecognized arguments:") and "=" in message:
+            message += ("  (a design is given as NAME=VALUE to 'archgym eval'; to pin a parameter of a search "
+                        "use --fix NAME=VALUE)")
+        if message == "the following arguments are required: cmd":
+            cmds = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            message = f"a command is required: {', '.join(cmds)} (archgym COMMAND --help for each)"
+        raise CliError(f"{sub}: {message}" if sub else message)
 
 
 def _parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:

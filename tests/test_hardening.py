@@ -461,3 +461,17 @@ def test_lottery_quick_never_writes_over_the_committed_results(tmp_path, monkeyp
     text = path.read_text()
     assert "Gap = best cost found / optimum cost - 1" in text  # the footer was inverted
     assert "optimum cost / best cost found" not in text
+
+
+def test_parser_errors_are_one_clean_line(capsys):
+    """argparse's own errors: no doubled 'archgym:' prefix, a hint for a design given to run,
+    and the list of commands when none is given."""
+    from archgym.cli import main
+
+    assert main(["run", "archgym/Systolic-v0", "--budget", "2", "rows=7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("archgym: error: unrecognized arguments: rows=7") and "--fix NAME=VALUE" in err
+    assert "archgym: archgym" not in err and "\n" not in err
+    assert main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("archgym: error: a command is required: envs, describe, eval, run") and "\n" not in err
