@@ -34,18 +34,15 @@ from archgym.workloads import torch_trace as _trace
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPT_JSON = os.path.join(ROOT, "tests", "data", "hf_configs", "opt-125m.json")
 ENV = "archgym/Systolic-v0"
-_KEEP = []
 
 
 def _torch_stack():
-    """torch + torchvision/transformers on the CPU torch wheel (see docs/workloads.md)."""
+    """torch + torchvision/transformers on the CPU torch wheel (see archgym/torch_compat.py)."""
     import torch
 
-    if not hasattr(torch.ops.torchvision, "nms"):
-        lib = torch.library.Library("torchvision", "DEF")
-        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _KEEP.append(lib)
+    from archgym.torch_compat import allow_torchvision_on_cpu_torch
+
+    allow_torchvision_on_cpu_torch()
     import torchvision
     import transformers
 

@@ -323,3 +323,16 @@ def test_resnet18_onnx_export_reads_as_the_trace(tmp_path):
                           dynamic_axes={"x": {0: "batch"}})
     fields = lambda w: sorted(repr(dataclasses.replace(l, name="")) for l in w.layers)  # noqa: E731
     assert fields(read_onnx(path, batch=2)) == fields(from_torch(net, torch.randn(2, 3, 224, 224)))
+
+
+def test_torch_compat_lets_torchvision_and_transformers_import():
+    """archgym.torch_compat (called by tests/conftest.py): torchvision 0.28.0 and transformers
+    import next to the CPU torch wheel, and the call is idempotent."""
+    from archgym.torch_compat import allow_torchvision_on_cpu_torch
+
+    tv = _import_torchvision()
+    first = allow_torchvision_on_cpu_torch()
+    assert allow_torchvision_on_cpu_torch() == first
+    transformers = pytest.importorskip("transformers")
+    assert transformers.LlamaConfig(hidden_size=64).hidden_size == 64
+    assert tv.models.resnet18(weights=None).fc.out_features == 1000
