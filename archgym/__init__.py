@@ -28,3 +28,8 @@ __all__ = [
 
 _register_builtins()
 load_plugins()
+# PyPI's torchvision cannot import next to the CPU torch wheel; fix it on its first import
+# (archgym/torch_compat.py), so `from transformers import ...` works after `import archgym`.
+from .torch_compat import install_lazy_fix as _install_lazy_fix  # noqa: E402
+
+_install_lazy_fix()

@@ -11,8 +11,10 @@ before the first import of torchvision, transformers or timm::
     archgym.torch_compat.allow_torchvision_on_cpu_torch()
     import torchvision            # resnet18(weights=None) builds and runs
 
-``archgym[models]`` does not install torchvision or timm, so transformers imports without this;
-it is for users who install either themselves (the test extra does).
+``import archgym`` does this for you, lazily: it puts :class:`_TorchvisionFixFinder` on
+``sys.meta_path``, which does nothing until torchvision is first imported and then applies the
+fix once and removes itself (so ``import archgym`` stays free of torch).  Import archgym before
+transformers/timm/torchvision, or call the function yourself.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import sys
 
-__all__ = ["allow_torchvision_on_cpu_torch"]
+__all__ = ["allow_torchvision_on_cpu_torch", "install_lazy_fix"]
 
 _KEEP: list = []   # the Library objects: dropping one unregisters its schemas
 
@@ -57,3 +60,30 @@ def allow_torchvision_on_cpu_torch() -> bool:
     lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _KEEP.append(lib)
     return True
+
+
+class _TorchvisionFixFinder:
+    """A ``sys.meta_path`` entry that never finds a module itself: on the first import of
+    torchvision it removes itself, applies :func:`allow_torchvision_on_cpu_torch` and lets the
+    normal finders import torchvision."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision":
+            _remove_finder()
+            try:
+                allow_torchvision_on_cpu_torch()
+            except Exception:  # noqa: BLE001 - the fix is best effort; the import reports its own error
+                pass
+        return None
+
+
+def _remove_finder() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TorchvisionFixFinder)]
+
+
+def install_lazy_fix() -> None:
+    """Apply :func:`allow_torchvision_on_cpu_torch` just before torchvision is first imported
+    (``import archgym`` calls this).  Nothing happens if torchvision is already imported."""
+    if "torchvision" in sys.modules or any(isinstance(f, _TorchvisionFixFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _TorchvisionFixFinder())

@@ -336,3 +336,19 @@ def test_torch_compat_lets_torchvision_and_transformers_import():
     transformers = pytest.importorskip("transformers")
     assert transformers.LlamaConfig(hidden_size=64).hidden_size == 64
     assert tv.models.resnet18(weights=None).fc.out_features == 1000
+
+
+def test_import_archgym_lets_transformers_import_later():
+    """`import archgym` then `from transformers import ...` in a fresh interpreter: the lazy
+    torchvision fix (archgym/torch_compat.py) applies on torchvision's first import and
+    `import archgym` itself does not import torch."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("transformers")
+    code = ("import sys, archgym; assert 'torch' not in sys.modules; "
+            "from transformers import LlamaConfig; import torchvision; "
+            "print(LlamaConfig(hidden_size=64).hidden_size, torchvision.models.resnet18(weights=None).fc.out_features)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["64", "1000"]
