@@ -150,9 +150,9 @@ class Simulator(ABC):
             text = self.workloads()[0] if source is None else source
             cache = self.__dict__.setdefault("_workload_cache", {})
             key = (text, tuple(sorted((k, str(v)) for k, v in params.items())))
-            w = cache.get(key)
-            if w is not None and not w.source.partition("?")[0].lower().endswith((".csv", ".json", ".onnx")):
-                return w
+            hit = cache.get(key)
+            if hit is not None and hit[1] == _file_stamp(text):   # a file: unchanged since it was read
+                return hit[0]
             src, q = parse_workload(text)
             given = {**q, **{k: v for k, v in params.items() if v is not None}}
             alias = self.workload_aliases().get(src)
@@ -173,7 +173,9 @@ class Simulator(ABC):
             else:
                 w = load_workload(format_workload(src, given), defaults=self.workload_defaults)
             self.check_workload(w)
-            cache[key] = w
+            if len(cache) >= 256:
+                cache.clear()
+            cache[key] = (w, _file_stamp(text))
         return w
 
     # --- designs -------------------------------------------------------------------
@@ -195,6 +197,21 @@ class Simulator(ABC):
         if unknown:
             raise InvalidDesign(f"unknown parameter {unknown[0]!r}; parameters: {', '.join(space.names)}")
         return out
+
+
+def _file_stamp(text: str) -> tuple | None:
+    """(path, size, mtime) of the file a workload text names (its config.json for a folder),
+    None for a zoo or simulator-own name: a cached workload is reused while this is unchanged."""
+    import os
+
+    path = os.path.expanduser(parse_workload(text)[0])
+    if os.path.isdir(path):
+        path = os.path.join(path, "config.json")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_size, st.st_mtime_ns)
 
 
 def _loadable(src: str) -> bool:

@@ -69,3 +69,24 @@ def test_every_name_builds_and_unknowns_fail():
     with pytest.raises(ValueError, match="positive integer"):
         Gemm("x", 0, 1, 1)
     assert len(MODELS) >= 13
+
+
+def test_simulator_reuses_a_file_workload_until_the_file_changes(tmp_path):
+    """Simulator.workload(text) caches a file's Workload by its (path, size, mtime): a second
+    evaluate on the same text does not re-read the file, an edited file is read again."""
+    import os
+
+    from simulators.systolic import SystolicSimulator
+
+    f = tmp_path / "t.csv"
+    f.write_text("Layer, M, N, K,\ng0, 64, 32, 48,\n")
+    sim = SystolicSimulator(mode="scalesim")
+    d = sim.default_design()
+    w1 = sim.workload(str(f))
+    assert sim.workload(str(f)) is w1
+    c1 = sim.evaluate(d, str(f)).cycles
+    f.write_text("Layer, M, N, K,\ng0, 64, 32, 96,\n")
+    os.utime(f, ns=(1, 1))   # a different mtime even on a coarse clock
+    w2 = sim.workload(str(f))
+    assert w2 is not w1 and w2.layers[0].k == 96
+    assert sim.evaluate(d, str(f)).cycles > c1
