@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._systolic_mapper import _ctlz as _clz
 from ._systolic_mapper import map_gemm
 
 # Output tuple of layer_eval, in order.
@@ -139,7 +140,10 @@ def layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw
     if mode == MAPPED:
         r = map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, PSUM_BITS)
         comp = r[0]
-        dram = (r[5] + r[6] + bw_bits - 1) // bw_bits
+        if bw_bits & (bw_bits - 1) == 0:  # a power of two (the env's grid): a shift, not a division
+            dram = (r[5] + r[6] + bw_bits - 1) >> (63 - _clz(bw_bits))
+        else:
+            dram = (r[5] + r[6] + bw_bits - 1) // bw_bits
         row[0] = comp
         row[1] = comp if comp >= dram else dram
         for j in range(2, 8):
@@ -191,13 +195,13 @@ def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_b
 
 
 @numba.njit(cache=True)
-def design_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, out):
-    """Count-weighted totals of :func:`layer_row` over a workload's GEMM rows (``out``:
-    float64, N_OUT: the totals of LAYER_FIELDS, the MAC count and the passes)."""
+def _totals(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, row, out, d):
+    """Count-weighted totals of :func:`layer_row` over a workload's GEMM rows into ``out[d]``
+    (N_OUT floats: LAYER_FIELDS, the MAC count, the passes); ``row`` is scratch (N_ROW int64).
+    ``out`` is 2-D and indexed here: a row view per design would cost a reference count."""
     q_if, q_fl, q_of = capacities(if_bits, fl_bits, of_bits, a_bits, w_bits)
-    for j in range(out.shape[0]):
-        out[j] = 0.0
-    row = np.empty(N_ROW, dtype=np.int64)
+    # local accumulators, added in the order of the GEMM rows (the same sums as design_rows)
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = t9 = 0.0
     for i in range(gemms.shape[0]):
         M = gemms[i, 0]
         K = gemms[i, 1]
@@ -205,10 +209,34 @@ def design_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_b
         cnt = gemms[i, 3]
         layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
                   mode, row)
-        for j in range(8):
-            out[j] += float(row[j]) * cnt
-        out[8] += float(M) * K * N * cnt
-        out[9] += float(row[8]) * cnt
+        t0 += float(row[0]) * cnt
+        t1 += float(row[1]) * cnt
+        t2 += float(row[2]) * cnt
+        t3 += float(row[3]) * cnt
+        t4 += float(row[4]) * cnt
+        t5 += float(row[5]) * cnt
+        t6 += float(row[6]) * cnt
+        t7 += float(row[7]) * cnt
+        t8 += float(M) * K * N * cnt
+        t9 += float(row[8]) * cnt
+    out[d, 0] = t0
+    out[d, 1] = t1
+    out[d, 2] = t2
+    out[d, 3] = t3
+    out[d, 4] = t4
+    out[d, 5] = t5
+    out[d, 6] = t6
+    out[d, 7] = t7
+    out[d, 8] = t8
+    out[d, 9] = t9
+
+
+@numba.njit(cache=True)
+def design_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, out):
+    """Count-weighted totals of :func:`layer_row` over a workload's GEMM rows (``out``:
+    float64, N_OUT: the totals of LAYER_FIELDS, the MAC count and the passes)."""
+    row = np.empty(N_ROW, dtype=np.int64)
+    _totals(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, row, out.reshape(1, -1), 0)
 
 
 @numba.njit(cache=True)
@@ -216,10 +244,67 @@ def batch_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bi
     """:func:`design_eval` for ``n`` designs given as parameter arrays; returns ``(n, N_OUT)``."""
     n = R.shape[0]
     res = np.empty((n, N_OUT))
-    buf = np.empty(N_OUT)
+    row = np.empty(N_ROW, dtype=np.int64)  # scratch, allocated once per batch
     for d in range(n):
-        design_eval(gemms, R[d], C[d], df[d], if_bits[d], fl_bits[d], of_bits[d], bw_bits[d],
-                    a_bits[d], w_bits[d], mode, buf)
+        _totals(gemms, R[d], C[d], df[d], if_bits[d], fl_bits[d], of_bits[d], bw_bits[d], a_bits[d], w_bits[d],
+                mode, row, res, d)
+    return res
+
+
+@numba.njit(cache=True)
+def batch_eval_keyed(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, key, n_keys,
+                     bw_idx, bw_grid):
+    """:func:`batch_eval`, pricing each distinct ``key`` once: designs that differ only in the
+    DRAM bandwidth (and the clock, which the kernel does not see) share one mapping and every
+    count but the cycles, because no mode lets the bandwidth change a mapping or a count
+    (the mapper's rule is DRAM bits, then compute cycles; the fixed loop order and SCALE-Sim's
+    counts do not read it).  Only ``cycles = max(compute, ceil(DRAM bits / bandwidth))`` per
+    GEMM row depends on it, so it is summed once per key for every bandwidth of the grid.
+
+    ``key[d]`` in ``[0, n_keys)`` must be equal for two designs exactly when their rows, cols,
+    dataflow, SRAM sizes and bit widths are; ``bw_bits[d] == bw_grid[bw_idx[d]]``.  Returns
+    what :func:`batch_eval` returns, bit for bit (the same sums in the same order).
+    """
+    n = R.shape[0]
+    nb = bw_grid.shape[0]
+    res = np.empty((n, N_OUT))
+    slot = np.full(n_keys, -1, dtype=np.int64)
+    store = np.empty((min(n, n_keys), N_OUT + nb))  # N_OUT totals (cycles unused), then cycles per bandwidth
+    row = np.empty(N_ROW, dtype=np.int64)
+    used = 0
+    for d in range(n):
+        k = key[d]
+        s = slot[k]
+        if s < 0:
+            s = used
+            used += 1
+            slot[k] = s
+            q_if, q_fl, q_of = capacities(if_bits[d], fl_bits[d], of_bits[d], a_bits[d], w_bits[d])
+            st = store[s]
+            for j in range(N_OUT + nb):
+                st[j] = 0.0
+            for i in range(gemms.shape[0]):
+                M = gemms[i, 0]
+                K = gemms[i, 1]
+                N = gemms[i, 2]
+                cnt = gemms[i, 3]
+                layer_row(M, K, N, R[d], C[d], df[d], if_bits[d], fl_bits[d], of_bits[d], q_if, q_fl, q_of,
+                          bw_bits[d], a_bits[d], w_bits[d], mode, row)
+                for j in range(8):
+                    st[j] += float(row[j]) * cnt
+                st[8] += float(M) * K * N * cnt
+                st[9] += float(row[8]) * cnt
+                comp = row[0]
+                bits = row[6] + row[7]
+                for b in range(nb):
+                    if mode == SCALESIM:
+                        cyc = row[1]      # stall-free: the bandwidth does not enter
+                    else:
+                        dram = (bits + bw_grid[b] - 1) // bw_grid[b]
+                        cyc = comp if comp >= dram else dram
+                    st[N_OUT + b] += float(cyc) * cnt
+        st = store[s]
         for j in range(N_OUT):
-            res[d, j] = buf[j]
+            res[d, j] = st[j]
+        res[d, 1] = st[N_OUT + bw_idx[d]]
     return res

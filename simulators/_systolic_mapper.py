@@ -281,9 +281,10 @@ def _keep(best, v, c, case, At, Bt, Tt, nA, nB, nT, hS, hP, hQ):
 def _finish(b, A, B, T):
     """The full 15-field result of :func:`map_roles` from the search's short tuple."""
     v, c, case, At, Bt, Tt, hS, hP, hQ = b
-    nA = (A + At - 1) // At
-    nB = (B + Bt - 1) // Bt
-    nT = (T + Tt - 1) // Tt
+    # every tile is the whole dim or a power of two below it: trip counts by shifts, not divisions
+    nA = 1 if At >= A else (A + At - 1) >> _ilog2(At)
+    nB = 1 if Bt >= B else (B + Bt - 1) >> _ilog2(Bt)
+    nT = 1 if Tt >= T else (T + Tt - 1) >> _ilog2(Tt)
     return (v, c, case, At, Bt, Tt, 1 if case == 0 else nT, 1 if case == 1 else nB, 1 if case == 2 else nA,
             hS, hP, hQ, nA, nB, nT)
 

@@ -144,6 +144,9 @@ _INT_RANGES = {"rows": (1, 4096), "cols": (1, 4096), "ifmap_sram_kb": (1, 1 << 2
                "ofmap_sram_kb": (1, 1 << 20), "dram_bw_bytes": (1, 1 << 16), "act_bits": (1, 32),
                "weight_bits": (1, 32)}
 _CLOCK_MHZ = (1e-3, 1e5)
+# design-space parameters (by position) a layer's mapping and counts depend on: all but
+# dram_bw_bytes (6) and clock_mhz (7)
+_KEY_PARAMS = (0, 1, 2, 3, 4, 5, 8, 9)
 
 
 def _df_code(dataflow: str) -> int:
@@ -489,11 +492,21 @@ class SystolicSimulator(Simulator):
         idx = self._space.check_indices(indices)
         vals = [v[idx[:, j]] for j, v in enumerate(self._vals)]
         rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = vals
-        res = _kern.batch_eval(
-            self.distinct_gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
-            ifk.astype(np.int64) * 8192, flk.astype(np.int64) * 8192, ofk.astype(np.int64) * 8192,
-            bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._code,
-        )
+        args = (self.distinct_gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
+                ifk.astype(np.int64) * 8192, flk.astype(np.int64) * 8192, ofk.astype(np.int64) * 8192,
+                bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._code)
+        # designs that differ only in bandwidth and clock share their mapping and counts: the
+        # keyed kernel maps each (array, dataflow, SRAMs, bit widths) of the batch once.  Only
+        # for the mapper: the fixed loop order is cheaper to recompute than to look up.
+        sizes = [len(v) for v in self._vals]
+        n_keys = int(np.prod([sizes[j] for j in _KEY_PARAMS]))
+        if self._code == _kern.MAPPED and len(idx) * 4 >= n_keys:  # else the key table costs more than it saves
+            key = np.zeros(len(idx), dtype=np.int64)
+            for j in _KEY_PARAMS:
+                key = key * sizes[j] + idx[:, j]
+            res = _kern.batch_eval_keyed(*args, key, n_keys, idx[:, 6].copy(), self._vals[6].astype(np.int64) * 8)
+        else:
+            res = _kern.batch_eval(*args)
         cols_ = np.ascontiguousarray(res.T)  # one copy, then every column op runs on contiguous data
         out = _derive(cols_[:8], cols_[8], cols_[9], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
         out["cycles"] = res[:, 1]
