@@ -23,10 +23,11 @@ LAYER_FIELDS = (
 PSUM_BITS = 32  # partial sums are kept at 32 bits (int32 accumulators)
 # Further per-layer fields of layer_row (the mapping; -1 where a mode has none)
 MAP_FIELDS = ("passes", "tile_m", "tile_k", "tile_n", "case", "passes_ifmap", "passes_filter", "passes_ofmap",
-              "held")
+              "held", "fill_drain")
 ROW_FIELDS = LAYER_FIELDS + MAP_FIELDS
 N_ROW = len(ROW_FIELDS)
-N_OUT = len(LAYER_FIELDS) + 2  # totals, then the MAC count and the passes
+N_OUT = len(LAYER_FIELDS) + 3  # totals, then the MAC count, the passes and their fill/drain cycles
+FILL = ROW_FIELDS.index("fill_drain")
 FIXED, SCALESIM, MAPPED = 0, 1, 2
 
 
@@ -135,7 +136,7 @@ def layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw
     :func:`capacities`).  Cycles are ``max(compute, DRAM bits / bandwidth)`` in the default
     mode (transfers double-buffered behind compute) and the stall-free count in scalesim.
     ``passes``: array passes (one stationary block loaded, streamed and drained), each
-    paying the fill and drain once.
+    paying the fill and drain once; ``fill_drain``: their fill and drain cycles.
     """
     if mode == MAPPED:
         r = map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, PSUM_BITS)
@@ -151,6 +152,7 @@ def layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw
         row[8] = r[15]
         for j in range(9, 17):
             row[j] = r[j - 2]
+        row[17] = r[16]
     else:
         r8 = layer_eval(M, K, N, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode)
         for j in range(8):
@@ -163,6 +165,8 @@ def layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw
             row[8] = _cdiv(K, R) * _cdiv(M, C)
         for j in range(9, 17):
             row[j] = -1
+        # every pass pays the whole array's fill and drain (SCALE-Sim's os: R + C - 2)
+        row[17] = row[8] * ((R + C - 2) if (mode == SCALESIM and df == 0) else (2 * R + C - 2))
 
 
 @numba.njit(cache=True)
@@ -176,7 +180,7 @@ def capacities(if_bits, fl_bits, of_bits, a_bits, w_bits):
 def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, rows, out):
     """Every GEMM row ``(m, k, n, count)`` of a workload: per-instance results in ``rows``
     (int64, (n, N_ROW)) and in ``out`` (float64, N_OUT) the count-weighted totals of
-    LAYER_FIELDS, the MAC count and the passes."""
+    LAYER_FIELDS, the MAC count, the passes and their fill/drain cycles."""
     q_if, q_fl, q_of = capacities(if_bits, fl_bits, of_bits, a_bits, w_bits)
     for j in range(out.shape[0]):
         out[j] = 0.0
@@ -192,16 +196,17 @@ def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_b
             out[j] += float(row[j]) * cnt
         out[8] += float(M) * K * N * cnt
         out[9] += float(row[8]) * cnt
+        out[10] += float(row[17]) * cnt
 
 
 @numba.njit(cache=True)
 def _totals(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, row, out, d):
     """Count-weighted totals of :func:`layer_row` over a workload's GEMM rows into ``out[d]``
-    (N_OUT floats: LAYER_FIELDS, the MAC count, the passes); ``row`` is scratch (N_ROW int64).
+    (N_OUT floats: LAYER_FIELDS, the MAC count, the passes, their fill/drain cycles); ``row`` is scratch (N_ROW int64).
     ``out`` is 2-D and indexed here: a row view per design would cost a reference count."""
     q_if, q_fl, q_of = capacities(if_bits, fl_bits, of_bits, a_bits, w_bits)
     # local accumulators, added in the order of the GEMM rows (the same sums as design_rows)
-    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = t9 = 0.0
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = t9 = t10 = 0.0
     for i in range(gemms.shape[0]):
         M = gemms[i, 0]
         K = gemms[i, 1]
@@ -219,6 +224,7 @@ def _totals(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits,
         t7 += float(row[7]) * cnt
         t8 += float(M) * K * N * cnt
         t9 += float(row[8]) * cnt
+        t10 += float(row[17]) * cnt
     out[d, 0] = t0
     out[d, 1] = t1
     out[d, 2] = t2
@@ -229,12 +235,13 @@ def _totals(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits,
     out[d, 7] = t7
     out[d, 8] = t8
     out[d, 9] = t9
+    out[d, 10] = t10
 
 
 @numba.njit(cache=True)
 def design_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, out):
     """Count-weighted totals of :func:`layer_row` over a workload's GEMM rows (``out``:
-    float64, N_OUT: the totals of LAYER_FIELDS, the MAC count and the passes)."""
+    float64, N_OUT: the totals of LAYER_FIELDS, the MAC count, the passes and their fill/drain cycles)."""
     row = np.empty(N_ROW, dtype=np.int64)
     _totals(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, row, out.reshape(1, -1), 0)
 
@@ -294,6 +301,7 @@ def batch_eval_keyed(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits
                     st[j] += float(row[j]) * cnt
                 st[8] += float(M) * K * N * cnt
                 st[9] += float(row[8]) * cnt
+                st[10] += float(row[17]) * cnt
                 comp = row[0]
                 bits = row[6] + row[7]
                 for b in range(nb):
