@@ -48,15 +48,25 @@ def timed(fn, repeats: int = 5) -> tuple[float, float]:
 
 # --- speed -----------------------------------------------------------------------------
 def bench_batch(n: int = 200_000) -> list[tuple]:
-    """evaluate_batch on llama-2-7b/prefill: mapper vs fixed mapping, side by side."""
+    """evaluate_batch on llama-2-7b/prefill: mapper vs fixed mapping, side by side; and the mapper on
+    the same designs with repeated mapping keys dropped (every design maps anew: no design of the
+    batch shares rows, cols, dataflow, SRAMs and bit widths with another)."""
+    from simulators.systolic import _KEY_PARAMS
+
     rows = []
     idx = SystolicSimulator().design_space().sample_indices(np.random.default_rng(0), n)
-    for mapping in ("best", "fixed"):
-        sim = SystolicSimulator(mapping=mapping)
+    sizes = [len(p.values) for p in SystolicSimulator().design_space().params]
+    key = np.zeros(n, dtype=np.int64)
+    for j in _KEY_PARAMS:
+        key = key * sizes[j] + idx[:, j]
+    distinct = idx[np.sort(np.unique(key, return_index=True)[1])]
+    for mapping, ix in (("best", idx), ("fixed", idx), ("best, no repeated key", distinct)):
+        sim = SystolicSimulator(mapping=mapping.split(",")[0])
+        m = len(ix)
         n_layers, n_shapes = len(sim.gemms(WORKLOAD)), len(sim.distinct_gemms(WORKLOAD))
-        wall, cpu = timed(lambda: sim.evaluate_batch(idx, WORKLOAD))
-        rows.append((mapping, n_layers, n_shapes, n * n_layers / wall, n * n_layers / cpu, wall / n * 1e6,
-                     cpu / n * 1e6))
+        wall, cpu = timed(lambda: sim.evaluate_batch(ix, WORKLOAD))
+        rows.append((f"{mapping} ({m:,} designs)", n_layers, n_shapes, m * n_layers / wall, m * n_layers / cpu,
+                     wall / m * 1e6, cpu / m * 1e6))
     return rows
 
 
@@ -185,7 +195,12 @@ def properties(n_designs: int = 20_000) -> dict:
             for key in ("rows", "cols"):
                 new = evaluate_arrays(sim, g, {**d, key: d[key] * 2})
                 ratio = new["latency_s"] / base["latency_s"]
-                grow = d["rows"] if key == "rows" else 0  # the fill/drain bound (simulators/systolic.py)
+                # the fill/drain bound (simulators/systolic.py): the mapper's passes pay R + a + b - 2,
+                # the fixed loop order's 2R + C - 2 whatever they use
+                if mapping == "best":
+                    grow = d["rows"] if key == "rows" else 0
+                else:
+                    grow = 2 * d["rows"] if key == "rows" else d["cols"]
                 bound_ok = new["cycles"] <= base["cycles"] + base["passes"] * grow
                 same_bits = new["dram_bytes"] == base["dram_bytes"]
                 s = dbl[key]
@@ -355,7 +370,7 @@ def _brute_kernels():
 def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
     """The properties of :func:`properties` for one (fill, rule) of the brute-force twin, on the
     same random designs; with ("used", "bits") every priced batch is checked against the model's
-    kernel (compute, cycles, total DRAM bits, passes and fill/drain equal)."""
+    kernel (compute cycles, cycles and total DRAM bits equal)."""
     batch = _brute_kernels()
     sim = SystolicSimulator()
     space = sim.design_space()
@@ -369,7 +384,9 @@ def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
         res = batch(*args, fcode, rcode)
         if (fill, rule) == ("used", "bits"):
             k = kern.batch_eval(*args, kern.MAPPED)
-            same = [np.array_equal(res[:, j], k[:, j]) for j in (0, 1, 8, 9, 10)]
+            # what the rule fixes: compute, cycles and total DRAM bits (among equally good mappings
+            # the twin may pick other tiles, so the SRAM counts and the fill/drain split may differ)
+            same = [np.array_equal(res[:, j], k[:, j]) for j in (0, 1, 8)]
             assert all(same) and np.array_equal(res[:, 6] + res[:, 7], k[:, 6] + k[:, 7]), "twin != model"
         out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], np.asarray(d["dataflow"]),
                       d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"],
