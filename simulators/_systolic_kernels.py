@@ -3,6 +3,8 @@
 Slow plain-Python twins: :func:`simulators.systolic.layer_model` (``mapping="fixed"`` and
 ``mode="scalesim"``) and :func:`simulators._systolic_ref.best_mapping` (the mapper); the
 tests compare them with these kernels on random inputs.
+:func:`batch_eval_grid` is :func:`batch_eval` for grid index vectors with each mapping priced once
+per batch; the tests check that both return the same arrays bit for bit.
 Dataflow codes: 0 = os, 1 = ws, 2 = is.  Mode codes: 0 = default mode with the fixed loop
 order (``mapping="fixed"``), 1 = scalesim, 2 = default mode with the mapper.
 """
@@ -259,34 +261,60 @@ def batch_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bi
 
 
 @numba.njit(cache=True)
-def batch_eval_keyed(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, key, n_keys,
-                     bw_idx, bw_grid):
-    """:func:`batch_eval`, pricing each distinct ``key`` once: designs that differ only in the
-    DRAM bandwidth (and the clock, which the kernel does not see) share one mapping and every
-    count but the cycles, because no mode lets the bandwidth change a mapping or a count
-    (the mapper's rule is DRAM bits, then compute cycles; the fixed loop order and SCALE-Sim's
-    counts do not read it).  Only ``cycles = max(compute, ceil(DRAM bits / bandwidth))`` per
-    GEMM row depends on it, so it is summed once per key for every bandwidth of the grid.
+def gather(idx, table):
+    """``out[j, d] = table[j, idx[d, j]]`` (int64): every parameter's values of a batch of grid
+    index vectors in one pass over their rows."""
+    n, p = idx.shape
+    out = np.empty((p, n), dtype=np.int64)
+    for d in range(n):
+        for j in range(p):
+            out[j, d] = table[j, idx[d, j]]
+    return out
 
-    ``key[d]`` in ``[0, n_keys)`` must be equal for two designs exactly when their rows, cols,
-    dataflow, SRAM sizes and bit widths are; ``bw_bits[d] == bw_grid[bw_idx[d]]``.  Returns
-    what :func:`batch_eval` returns, bit for bit (the same sums in the same order).
+
+@numba.njit(cache=True)
+def batch_eval_grid(gemms, idx, tabs, strides, n_keys, mode):
+    """:func:`batch_eval` for designs given as grid index vectors, pricing each mapping key once.
+
+    ``idx``: int64 ``(n, 10)`` index vectors (parameter order of the env's space); ``tabs[j, i]``:
+    the kernel's value of parameter j at index i (rows, cols, dataflow code, ifmap/filter/ofmap
+    SRAM bits, DRAM bits per cycle, clock (unused), act bits, weight bits).  Designs that differ
+    only in the bandwidth and the clock share one mapping and every count but the cycles, because
+    no mode lets the bandwidth change a mapping or a count (the mapper's rule is DRAM bits, then
+    compute cycles; the fixed loop order and SCALE-Sim's counts do not read it): the key
+    ``sum(idx[d, j] * strides[j])`` (``strides`` 0 for bandwidth and clock, ``n_keys`` distinct
+    values) selects a slot priced once, with ``cycles = max(compute, ceil(DRAM bits /
+    bandwidth))`` summed per GEMM row for every bandwidth of the grid.  Returns what
+    :func:`batch_eval` returns for the same designs, bit for bit (the same sums in the same order).
     """
-    n = R.shape[0]
-    nb = bw_grid.shape[0]
+    n = idx.shape[0]
+    nb = 0
+    while nb < tabs.shape[1] and tabs[6, nb] > 0:
+        nb += 1
     res = np.empty((n, N_OUT))
     slot = np.full(n_keys, -1, dtype=np.int64)
     store = np.empty((min(n, n_keys), N_OUT + nb))  # N_OUT totals (cycles unused), then cycles per bandwidth
     row = np.empty(N_ROW, dtype=np.int64)
     used = 0
     for d in range(n):
-        k = key[d]
+        k = 0
+        for j in range(idx.shape[1]):
+            k += idx[d, j] * strides[j]
         s = slot[k]
         if s < 0:
             s = used
             used += 1
             slot[k] = s
-            q_if, q_fl, q_of = capacities(if_bits[d], fl_bits[d], of_bits[d], a_bits[d], w_bits[d])
+            R = tabs[0, idx[d, 0]]
+            C = tabs[1, idx[d, 1]]
+            df = tabs[2, idx[d, 2]]
+            if_bits = tabs[3, idx[d, 3]]
+            fl_bits = tabs[4, idx[d, 4]]
+            of_bits = tabs[5, idx[d, 5]]
+            bw_bits = tabs[6, idx[d, 6]]
+            a_bits = tabs[8, idx[d, 8]]
+            w_bits = tabs[9, idx[d, 9]]
+            q_if, q_fl, q_of = capacities(if_bits, fl_bits, of_bits, a_bits, w_bits)
             st = store[s]
             for j in range(N_OUT + nb):
                 st[j] = 0.0
@@ -295,8 +323,8 @@ def batch_eval_keyed(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits
                 K = gemms[i, 1]
                 N = gemms[i, 2]
                 cnt = gemms[i, 3]
-                layer_row(M, K, N, R[d], C[d], df[d], if_bits[d], fl_bits[d], of_bits[d], q_if, q_fl, q_of,
-                          bw_bits[d], a_bits[d], w_bits[d], mode, row)
+                layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
+                          mode, row)
                 for j in range(8):
                     st[j] += float(row[j]) * cnt
                 st[8] += float(M) * K * N * cnt
@@ -308,11 +336,10 @@ def batch_eval_keyed(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits
                     if mode == SCALESIM:
                         cyc = row[1]      # stall-free: the bandwidth does not enter
                     else:
-                        dram = (bits + bw_grid[b] - 1) // bw_grid[b]
+                        dram = (bits + tabs[6, b] - 1) // tabs[6, b]
                         cyc = comp if comp >= dram else dram
                     st[N_OUT + b] += float(cyc) * cnt
-        st = store[s]
         for j in range(N_OUT):
-            res[d, j] = st[j]
-        res[d, 1] = st[N_OUT + bw_idx[d]]
+            res[d, j] = store[s, j]
+        res[d, 1] = store[s, N_OUT + idx[d, 6]]
     return res

@@ -311,6 +311,10 @@ class SystolicSimulator(Simulator):
         self.max_area_mm2 = float(max_area_mm2)
         self._space = self._build_space()
         self._vals = tuple(np.asarray(p.values) for p in self._space.params)
+        self._tabs, self._strides, self._n_keys = _grid_tables(self._vals)
+        self._raw = np.zeros_like(self._tabs)  # each parameter's values as numbers (dataflow: its index)
+        for j, v in enumerate(self._vals):
+            self._raw[j, :len(v)] = np.arange(len(v)) if j == 2 else np.asarray(v, dtype=np.int64)
 
     # --- contract ----------------------------------------------------------------
     def _build_space(self) -> DesignSpace:
@@ -500,29 +504,44 @@ class SystolicSimulator(Simulator):
         mode evaluates design by design."""
         if self._mode == 2:
             return super().evaluate_batch(indices, workload)
-        idx = self._space.check_indices(indices)
-        vals = [v[idx[:, j]] for j, v in enumerate(self._vals)]
-        rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = vals
-        args = (self.distinct_gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
-                ifk.astype(np.int64) * 8192, flk.astype(np.int64) * 8192, ofk.astype(np.int64) * 8192,
-                bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._code)
-        # designs that differ only in bandwidth and clock share their mapping and counts: the
-        # keyed kernel maps each (array, dataflow, SRAMs, bit widths) of the batch once.  Only
-        # for the mapper: the fixed loop order is cheaper to recompute than to look up.
-        sizes = [len(v) for v in self._vals]
-        n_keys = int(np.prod([sizes[j] for j in _KEY_PARAMS]))
-        if self._code == _kern.MAPPED and len(idx) * 4 >= n_keys:  # else the key table costs more than it saves
-            key = np.zeros(len(idx), dtype=np.int64)
-            for j in _KEY_PARAMS:
-                key = key * sizes[j] + idx[:, j]
-            res = _kern.batch_eval_keyed(*args, key, n_keys, idx[:, 6].copy(), self._vals[6].astype(np.int64) * 8)
+        idx = np.ascontiguousarray(self._space.check_indices(indices))
+        # every parameter's values in one pass over the index rows (int64; dataflow as its index)
+        rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = _kern.gather(idx, self._raw)
+        # designs that differ only in bandwidth and clock share their mapping and counts: the grid
+        # kernel maps each (array, dataflow, SRAMs, bit widths) of the batch once, reading the
+        # index vectors directly.  Only for the mapper (the fixed loop order is cheaper to
+        # recompute than to look up) and batches large enough to repay the key table.
+        if self._code == _kern.MAPPED and len(idx) * 4 >= self._n_keys:
+            res = _kern.batch_eval_grid(self.distinct_gemms(workload), idx, self._tabs,
+                                        self._strides, self._n_keys, self._code)
         else:
-            res = _kern.batch_eval(*args)
+            res = _kern.batch_eval(
+                self.distinct_gemms(workload), rows, cols, df, ifk * 8192, flk * 8192, ofk * 8192, bw * 8, ab, wb,
+                self._code)
         cols_ = np.ascontiguousarray(res.T)  # one copy, then every column op runs on contiguous data
         out = _derive(cols_[:8], cols_[8], cols_[10], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
         out["cycles"] = res[:, 1]
         out["feasible"] = out["area_mm2"] <= self.max_area_mm2
         return out
+
+
+def _grid_tables(vals):
+    """The grid kernel's constants (:func:`simulators._systolic_kernels.batch_eval_grid`): each
+    parameter's values as the kernel takes them (bits, dataflow codes; 0 pads), the strides of the
+    mapping key over the parameters it depends on, and the number of keys."""
+    tabs = np.zeros((len(vals), max(len(v) for v in vals)), dtype=np.int64)
+    scale = {3: 8192, 4: 8192, 5: 8192, 6: 8}  # kB -> bits, bytes/cycle -> bits/cycle
+    for j, v in enumerate(vals):
+        if j == 2:
+            tabs[j, :len(v)] = [DATAFLOWS.index(x) for x in v]
+        elif j != 7:  # the clock does not enter the kernel
+            tabs[j, :len(v)] = np.asarray(v, dtype=np.int64) * scale.get(j, 1)
+    strides = np.zeros(len(vals), dtype=np.int64)
+    n_keys = 1
+    for j in reversed(_KEY_PARAMS):
+        strides[j] = n_keys
+        n_keys *= len(vals[j])
+    return tabs, strides, n_keys
 
 
 def _per_layer(consts, totals, macs, fill):
