@@ -3,6 +3,7 @@ counted over >= 100,000 (design, workload) pairs (issue #15 item 2).
 
 Run:  python benchmarks/bench_systolic.py               (speed + properties, about 2-4 min)
       python benchmarks/bench_systolic.py --only speed  (or --only properties)
+      python benchmarks/bench_systolic.py --only rules  (the rule and fill/drain variants, ~15-30 min)
 
 Prints markdown tables; benchmarks/README.md records them.  Speed figures are medians of
 repeats measured side by side in this one process; each is given in wall time and in this
@@ -47,15 +48,25 @@ def timed(fn, repeats: int = 5) -> tuple[float, float]:
 
 # --- speed -----------------------------------------------------------------------------
 def bench_batch(n: int = 200_000) -> list[tuple]:
-    """evaluate_batch on llama-2-7b/prefill: mapper vs fixed mapping, side by side."""
+    """evaluate_batch on llama-2-7b/prefill: mapper vs fixed mapping, side by side; and the mapper on
+    the same designs with repeated mapping keys dropped (every design maps anew: no design of the
+    batch shares rows, cols, dataflow, SRAMs and bit widths with another)."""
+    from simulators.systolic import _KEY_PARAMS
+
     rows = []
     idx = SystolicSimulator().design_space().sample_indices(np.random.default_rng(0), n)
-    for mapping in ("best", "fixed"):
-        sim = SystolicSimulator(mapping=mapping)
+    sizes = [len(p.values) for p in SystolicSimulator().design_space().params]
+    key = np.zeros(n, dtype=np.int64)
+    for j in _KEY_PARAMS:
+        key = key * sizes[j] + idx[:, j]
+    distinct = idx[np.sort(np.unique(key, return_index=True)[1])]
+    for mapping, ix in (("best", idx), ("fixed", idx), ("best, no repeated key", distinct)):
+        sim = SystolicSimulator(mapping=mapping.split(",")[0])
+        m = len(ix)
         n_layers, n_shapes = len(sim.gemms(WORKLOAD)), len(sim.distinct_gemms(WORKLOAD))
-        wall, cpu = timed(lambda: sim.evaluate_batch(idx, WORKLOAD))
-        rows.append((mapping, n_layers, n_shapes, n * n_layers / wall, n * n_layers / cpu, wall / n * 1e6,
-                     cpu / n * 1e6))
+        wall, cpu = timed(lambda: sim.evaluate_batch(ix, WORKLOAD))
+        rows.append((f"{mapping} ({m:,} designs)", n_layers, n_shapes, m * n_layers / wall, m * n_layers / cpu,
+                     wall / m * 1e6, cpu / m * 1e6))
     return rows
 
 
@@ -154,7 +165,7 @@ def evaluate_arrays(sim: SystolicSimulator, gemms: np.ndarray, d: dict[str, np.n
     res = kern.batch_eval(gemms, i64["rows"], i64["cols"], df, i64["ifmap_sram_kb"] * 8192,
                           i64["filter_sram_kb"] * 8192, i64["ofmap_sram_kb"] * 8192, i64["dram_bw_bytes"] * 8,
                           i64["act_bits"], i64["weight_bits"], sim._code)
-    out = _derive(res[:, :8].T, res[:, 8], res[:, 9], d["rows"], d["cols"], np.asarray(d["dataflow"]),
+    out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], np.asarray(d["dataflow"]),
                   d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"],
                   d["weight_bits"], sim._mode)
     out["cycles"] = res[:, 1]
@@ -184,7 +195,12 @@ def properties(n_designs: int = 20_000) -> dict:
             for key in ("rows", "cols"):
                 new = evaluate_arrays(sim, g, {**d, key: d[key] * 2})
                 ratio = new["latency_s"] / base["latency_s"]
-                grow = 2 * d["rows"] if key == "rows" else d["cols"]
+                # the fill/drain bound (simulators/systolic.py): the mapper's passes pay R + a + b - 2,
+                # the fixed loop order's 2R + C - 2 whatever they use
+                if mapping == "best":
+                    grow = d["rows"] if key == "rows" else 0
+                else:
+                    grow = 2 * d["rows"] if key == "rows" else d["cols"]
                 bound_ok = new["cycles"] <= base["cycles"] + base["passes"] * grow
                 same_bits = new["dram_bytes"] == base["dram_bytes"]
                 s = dbl[key]
@@ -233,10 +249,202 @@ def mapped_vs_fixed(n_designs: int = 20_000) -> list[tuple]:
     return out
 
 
+# --- the rule and the fill/drain model, side by side (issue #15 item 2) -------------------
+# A brute-force twin of the mapper (every candidate tile triple, every choice of the one saved
+# operand) with two switches the model does not have: the fill/drain per pass ("full": 2R + C - 2
+# whatever the pass uses, the model before the used-lane rule; "used": R + a + b - 2, the model;
+# "lanes": 2a + b - 2, an array whose unused rows cost nothing either) and the selection rule
+# ("bits": fewest DRAM bits, then compute cycles, the model; "cycles": fewest layer cycles
+# max(compute, DRAM bits / bandwidth), then DRAM bits, then compute).  ("used", "bits") must
+# reproduce the model exactly: rule_counts checks it on every design it prices.
+FILLS = ("full", "used", "lanes")
+RULES = ("bits", "cycles")
+
+
+def _brute_kernels():
+    import numba
+
+    big = np.int64(1) << np.int64(62)
+
+    @numba.njit
+    def cands(d, out):
+        n, t = 0, 1
+        while t < d:
+            out[n] = t
+            n += 1
+            t <<= 1
+        out[n] = d
+        return n + 1
+
+    @numba.njit
+    def roles(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ, fill, rule, bw, base):
+        ca, cb, ct = np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64, np.int64)
+        na, nb, nt = cands(A, ca), cands(B, cb), cands(T, ct)
+        fA, fB = (A + R - 1) // R, (B + C - 1) // C
+        k1b = k2b = k3b = big
+        res = (big, big, 0, 0, 0, 0, 0, 0, 0, 0)
+        for i in range(na):
+            At = ca[i]
+            nA = (A + At - 1) // At
+            PA = max(fA, nA)
+            for j in range(nb):
+                Bt = cb[j]
+                nB = (B + Bt - 1) // Bt
+                PB = max(fB, nB)
+                for k in range(nt):
+                    Tt = ct[k]
+                    nT = (T + Tt - 1) // Tt
+                    fitS, fitP, fitQ = At * Bt <= qS, At * Tt <= qP, Bt * Tt <= qQ
+                    if (Bt > C and not fitP) or (At > R and not fitQ):
+                        continue  # a tile the array reads more than once must be held
+                    mS, mP, mQ = nT, nB, nA
+                    v0 = eS * (mS - 1) + eP * (mP - 1) + eQ * (mQ - 1)
+                    v, s = v0, -1
+                    if fitS and v0 - eS * (mS - 1) < v:
+                        v, s = v0 - eS * (mS - 1), 0
+                    if fitP and v0 - eP * (mP - 1) < v:
+                        v, s = v0 - eP * (mP - 1), 1
+                    if fitQ and v0 - eQ * (mQ - 1) < v:
+                        v, s = v0 - eQ * (mQ - 1), 2
+                    if s == 0:
+                        mS = 1
+                    elif s == 1:
+                        mP = 1
+                    elif s == 2:
+                        mQ = 1
+                    if fill == 0:
+                        fd = PA * PB * nT * (2 * R + C - 2)
+                    elif fill == 1:
+                        fd = nT * (PA * PB * (R - 2) + PB * A + PA * B)
+                    else:
+                        fd = nT * (2 * PB * A + PA * B - 2 * PA * PB)
+                    comp = fd + PA * PB * T
+                    if rule == 0:
+                        k1, k2, k3 = v, comp, 0
+                    else:
+                        dc = (base + v + bw - 1) // bw
+                        k1, k2, k3 = max(comp, dc), v, comp
+                    if k1 < k1b or (k1 == k1b and (k2 < k2b or (k2 == k2b and k3 < k3b))):
+                        k1b, k2b, k3b = k1, k2, k3
+                        res = (v, comp, PA, PB, nT, mS, mP, mQ, PA * PB * nT, fd)
+        return res
+
+    @numba.njit
+    def batch(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, fill, rule):
+        n = R.shape[0]
+        res = np.zeros((n, kern.N_OUT))
+        for d in range(n):
+            a, w, bw = a_bits[d], w_bits[d], bw_bits[d]
+            q_if, q_fl, q_of = (if_bits[d] // 2) // a, (fl_bits[d] // 2) // w, (of_bits[d] // 2) // kern.PSUM_BITS
+            for i in range(gemms.shape[0]):
+                M, K, N, cnt = gemms[i, 0], gemms[i, 1], gemms[i, 2], gemms[i, 3]
+                mk, kn, mn = M * K, K * N, M * N
+                e_if, e_fl, e_of = mk * a, kn * w, 2 * kern.PSUM_BITS * mn
+                base = mk * a + kn * w + mn * a
+                if df[d] == 0:
+                    v, comp, PA, PB, nT, mS, mP, mQ, ps, fd = roles(M, N, K, R[d], C[d], q_of, q_if, q_fl, e_of, e_if,
+                                                                    e_fl, fill, rule, bw, base)
+                    p_if, p_fl, p_of, u_if, u_fl, u_of = mP, mQ, mS, PB, PA, nT
+                elif df[d] == 1:
+                    v, comp, PA, PB, nT, mS, mP, mQ, ps, fd = roles(K, N, M, R[d], C[d], q_fl, q_if, q_of, e_fl, e_if,
+                                                                    e_of, fill, rule, bw, base)
+                    p_if, p_fl, p_of, u_if, u_fl, u_of = mP, mS, mQ, PB, nT, PA
+                else:
+                    v, comp, PA, PB, nT, mS, mP, mQ, ps, fd = roles(K, M, N, R[d], C[d], q_if, q_fl, q_of, e_if, e_fl,
+                                                                    e_of, fill, rule, bw, base)
+                    p_if, p_fl, p_of, u_if, u_fl, u_of = mS, mP, mQ, nT, PB, PA
+                rd = e_if * p_if + e_fl * p_fl + kern.PSUM_BITS * mn * (p_of - 1)
+                wr = mn * a + kern.PSUM_BITS * mn * (p_of - 1)
+                dc = (rd + wr + bw - 1) // bw
+                vals = (comp, max(comp, dc), mk * u_if, kn * u_fl, mn * u_of, mn * (u_of - 1), rd, wr)
+                for j in range(8):
+                    res[d, j] += float(vals[j]) * cnt
+                res[d, 8] += float(M) * K * N * cnt
+                res[d, 9] += float(ps) * cnt
+                res[d, 10] += float(fd) * cnt
+        return res
+
+    return batch
+
+
+def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
+    """The properties of :func:`properties` for one (fill, rule) of the brute-force twin, on the
+    same random designs; with ("used", "bits") every priced batch is checked against the model's
+    kernel (compute cycles, cycles and total DRAM bits equal)."""
+    batch = _brute_kernels()
+    sim = SystolicSimulator()
+    space = sim.design_space()
+    fcode, rcode = FILLS.index(fill), RULES.index(rule)
+
+    def ev(g, d):
+        i64 = {k: np.asarray(v, dtype=np.int64) for k, v in d.items() if k not in ("dataflow", "clock_mhz")}
+        df = np.asarray([("os", "ws", "is").index(x) for x in d["dataflow"]], dtype=np.int64)
+        args = (g, i64["rows"], i64["cols"], df, i64["ifmap_sram_kb"] * 8192, i64["filter_sram_kb"] * 8192,
+                i64["ofmap_sram_kb"] * 8192, i64["dram_bw_bytes"] * 8, i64["act_bits"], i64["weight_bits"])
+        res = batch(*args, fcode, rcode)
+        if (fill, rule) == ("used", "bits"):
+            k = kern.batch_eval(*args, kern.MAPPED)
+            # what the rule fixes: compute, cycles and total DRAM bits (among equally good mappings
+            # the twin may pick other tiles, so the SRAM counts and the fill/drain split may differ)
+            same = [np.array_equal(res[:, j], k[:, j]) for j in (0, 1, 8)]
+            assert all(same) and np.array_equal(res[:, 6] + res[:, 7], k[:, 6] + k[:, 7]), "twin != model"
+        out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], np.asarray(d["dataflow"]),
+                      d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"],
+                      d["weight_bits"], 0)
+        out["cycles"] = res[:, 1]
+        return out
+
+    rng = np.random.default_rng(20261203)  # the designs of properties()
+    c = dict(pairs=0, sram_worse=0, bw_worse=0, energy_down=0, rows10=0, cols10=0, prefill=0, rows_worse=0,
+             cols_worse=0)
+    lat, en, by = [], [], []
+    for wl in PROPERTY_WORKLOADS:
+        idx = space.sample_indices(rng, n_designs)
+        d = {p.name: np.asarray(p.values, dtype=object)[idx[:, j]] for j, p in enumerate(space.params)}
+        d = {k: (v.astype(str) if k == "dataflow" else v.astype(float if k == "clock_mhz" else np.int64))
+             for k, v in d.items()}
+        g = sim.distinct_gemms(wl)
+        base = ev(g, d)
+        c["pairs"] += n_designs
+        prefill = wl.endswith("prefill")
+        if prefill:
+            c["prefill"] += n_designs
+            lat.append(base["latency_s"])
+            en.append(base["energy_j"])
+            by.append(base["dram_bytes"])
+        for key in ("rows", "cols"):
+            r = ev(g, {**d, key: d[key] * 2})["latency_s"] / base["latency_s"]
+            c[key + "_worse"] += int((r > 1).sum())
+            if prefill:
+                c[key + "10"] += int((r > 1.1).sum())
+        for key in ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb"):
+            c["sram_worse"] += int((ev(g, {**d, key: d[key] * 2})["dram_bytes"] > base["dram_bytes"]).sum())
+        c["bw_worse"] += int((ev(g, {**d, "dram_bw_bytes": d["dram_bw_bytes"] * 2})["cycles"] > base["cycles"]).sum())
+        more = wl + ("?seq_len=512" if prefill else "?context_len=512")
+        c["energy_down"] += int((ev(sim.distinct_gemms(more), d)["energy_j"] < base["energy_j"]).sum())
+    c["prefill_median_latency_s"] = float(np.median(np.concatenate(lat)))
+    c["prefill_median_energy_j"] = float(np.median(np.concatenate(en)))
+    c["prefill_median_dram_gb"] = float(np.median(np.concatenate(by))) / 1e9
+    return c
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("speed", "properties"))
+    ap.add_argument("--only", choices=("speed", "properties", "rules"))
     args = ap.parse_args(argv)
+    if args.only == "rules":
+        print("| fill/drain per pass | rule | prefill: doubling rows > +10 % | doubling cols > +10 % | doubling rows "
+              "slower | doubling cols slower | doubling an SRAM increased DRAM bytes | doubling bandwidth increased "
+              "cycles | more MACs lowered energy | prefill median latency s | energy J | DRAM GB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for fill in FILLS:
+            for rule in RULES:
+                c = rule_counts(fill, rule)
+                print(f"| {fill} | {rule} | {c['rows10']:,} of {c['prefill']:,} | {c['cols10']:,} | {c['rows_worse']:,} "
+                      f"of {c['pairs']:,} | {c['cols_worse']:,} | {c['sram_worse']:,} of {3 * c['pairs']:,} | "
+                      f"{c['bw_worse']:,} | {c['energy_down']:,} | {c['prefill_median_latency_s']:.3f} | "
+                      f"{c['prefill_median_energy_j']:.3f} | {c['prefill_median_dram_gb']:.2f} |", flush=True)
+        return
     if args.only != "properties":
         print("| mapping | layers (distinct shapes) | layer-evaluations/s wall | ... CPU | us per design wall | ... CPU |")
         print("|---|---|---|---|---|---|")

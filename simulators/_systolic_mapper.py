@@ -61,6 +61,20 @@ def _cdiv(a, b):
 
 
 @numba.njit(cache=True)
+def _cycles(PA, PB, nT, A, B, T, G):
+    """Compute cycles of PA x PB x nT array passes covering an A x B x T role space.
+
+    A pass with ``a`` rows and ``b`` columns in use pays ``G + a + b`` cycles of fill and drain
+    (``G = F - R - C``, i.e. ``R + a + b - 2``: one traversal of the array's height, by the
+    stationary preload or the output drain, and the skew across the lanes in use), plus its
+    streamed length.  The heights of the PA row passes sum to A, the widths of the PB column
+    passes to B, and the streamed lengths of the nT tiles to T, whence the closed form.
+    Non-decreasing in PA, PB and nT (``PB <= B``, ``PA <= A``), so larger tiles never cost cycles.
+    """
+    return nT * (PA * PB * G + PB * A + PA * B) + PA * PB * T
+
+
+@numba.njit(cache=True)
 def _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, case, At, Bt, Tt, hS, hP, hQ):
     """``best`` or the candidate mapping, whichever is lexicographically better."""
     if At < 1 or Bt < 1 or Tt < 1:
@@ -73,7 +87,7 @@ def _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, case, At, Bt, Tt, hS, 
     mP = 1 if case == 1 else nB
     mQ = 1 if case == 2 else nA
     v = eS * (mS - 1) + eP * (mP - 1) + eQ * (mQ - 1)
-    c = max(fA, nA) * max(fB, nB) * (nT * F + T)
+    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, F - R - C)
     if v < best[0] or (v == best[0] and c < best[1]):
         return (v, c, case, At, Bt, Tt, mS, mP, mQ, hS, hP, hQ, nA, nB, nT)
     return best
@@ -281,9 +295,10 @@ def _keep(best, v, c, case, At, Bt, Tt, nA, nB, nT, hS, hP, hQ):
 def _finish(b, A, B, T):
     """The full 15-field result of :func:`map_roles` from the search's short tuple."""
     v, c, case, At, Bt, Tt, hS, hP, hQ = b
-    nA = (A + At - 1) // At
-    nB = (B + Bt - 1) // Bt
-    nT = (T + Tt - 1) // Tt
+    # every tile is the whole dim or a power of two below it: trip counts by shifts, not divisions
+    nA = 1 if At >= A else (A + At - 1) >> _ilog2(At)
+    nB = 1 if Bt >= B else (B + Bt - 1) >> _ilog2(Bt)
+    nT = 1 if Tt >= T else (T + Tt - 1) >> _ilog2(Tt)
     return (v, c, case, At, Bt, Tt, 1 if case == 0 else nT, 1 if case == 1 else nB, 1 if case == 2 else nA,
             hS, hP, hQ, nA, nB, nT)
 
@@ -378,7 +393,8 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
     """
     fA = (A + R - 1) >> _ilog2(R)
     fB = (B + C - 1) >> _ilog2(C)
-    cmin = fA * fB * (F + T)
+    G = F - R - C
+    cmin = _cycles(fA, fB, 1, A, B, T, G)
     best = (INF, INF, -1, 1, 1, 1, 0, 0, 0)
 
     # save S, T untiled: nB is constant on the ranges of At split by At <= R and
@@ -415,26 +431,26 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
         Bt, nB, jB = bb
         if Bt > 0:
             v = eP * (nB - 1) + eQ * (nA - 1)
-            c = max(fA, nA) * max(fB, nB) * (F + T)
+            c = _cycles(max(fA, nA), max(fB, nB), 1, A, B, T, G)
             best = _keep(best, v, c, 0, At, Bt, T, nA, nB, 1, 0, 1 if Bt > C else 0, 1 if At > R else 0)
     if best[0] == 0 and best[1] == cmin:
         return _finish(best, A, B, T)
     # save Q, A <= R (Q streams): the largest Bt of each range (Bt <= C, Bt > C)
     if A <= R:
         Bt, nB, jB = bC
-        best = _keep(best, eP * (nB - 1), max(fB, nB) * (F + T), 2, A, Bt, T, 1, nB, 1, 0, 0, 0)
+        best = _keep(best, eP * (nB - 1), _cycles(1, max(fB, nB), 1, A, B, T, G), 2, A, Bt, T, 1, nB, 1, 0, 0, 0)
         if B > C:
             Tt, nT, jT = _fit_div(T, qP, A)
             if Tt > 0:
-                best = _keep(best, eS * (nT - 1), fB * (nT * F + T), 2, A, B, Tt, 1, 1, nT, 0, 1, 0)
+                best = _keep(best, eS * (nT - 1), _cycles(1, fB, nT, A, B, T, G), 2, A, B, Tt, 1, 1, nT, 0, 1, 0)
     # save P, B <= C (P streams): the largest At of each range (At <= R, At > R)
     if B <= C:
         At, nA, jA = tR
-        best = _keep(best, eQ * (nA - 1), max(fA, nA) * (F + T), 1, At, B, T, nA, 1, 1, 0, 0, 0)
+        best = _keep(best, eQ * (nA - 1), _cycles(max(fA, nA), 1, 1, A, B, T, G), 1, At, B, T, nA, 1, 1, 0, 0, 0)
         if A > R:
             Tt, nT, jT = _fit_div(T, qQ, B)
             if Tt > 0:
-                best = _keep(best, eS * (nT - 1), fA * (nT * F + T), 1, A, B, Tt, 1, 1, nT, 0, 0, 1)
+                best = _keep(best, eS * (nT - 1), _cycles(fA, 1, nT, A, B, T, G), 1, A, B, Tt, 1, 1, nT, 0, 0, 1)
 
     EA = _nexp(A)
     EB = _nexp(B)
@@ -457,7 +473,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                 ok, At, Bt, Tt, nA, nB, nT = _save_q(x, A, B, T, R, C, qP, qQ)
                 if not ok or eS * (nT - 1) > best[0]:
                     break
-                c = max(fA, nA) * max(fB, nB) * (nT * F + T)
+                c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
                 best = _keep(best, eS * (nT - 1) + eP * (nB - 1), c, 2, At, Bt, Tt, nA, nB, nT, 0,
                              1 if Bt > C else 0, 1)
                 x += 1
@@ -467,7 +483,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                     break
                 ok, At, Bt, Tt, nA, nB, nT = _save_q(x, A, B, T, R, C, qP, qQ)
                 if ok:
-                    c = max(fA, nA) * max(fB, nB) * (nT * F + T)
+                    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
                     best = _keep(best, eS * (nT - 1) + eP * (nB - 1), c, 2, At, Bt, Tt, nA, nB, nT, 0,
                                  1 if Bt > C else 0, 1)
                 x -= 1
@@ -481,7 +497,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                 ok, At, Bt, Tt, nA, nB, nT = _save_p(x, A, B, T, R, C, qP, qQ)
                 if not ok or eS * (nT - 1) > best[0]:
                     break
-                c = max(fA, nA) * max(fB, nB) * (nT * F + T)
+                c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
                 best = _keep(best, eS * (nT - 1) + eQ * (nA - 1), c, 1, At, Bt, Tt, nA, nB, nT, 0, 1,
                              1 if At > R else 0)
                 x += 1
@@ -491,7 +507,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                     break
                 ok, At, Bt, Tt, nA, nB, nT = _save_p(x, A, B, T, R, C, qP, qQ)
                 if ok:
-                    c = max(fA, nA) * max(fB, nB) * (nT * F + T)
+                    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
                     best = _keep(best, eS * (nT - 1) + eQ * (nA - 1), c, 1, At, Bt, Tt, nA, nB, nT, 0, 1,
                                  1 if At > R else 0)
                 x -= 1
@@ -505,7 +521,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                 ok, At, Bt, Tt, nA, nB, nT = _save_s_tiled(x, A, B, T, R, C, qS, qP, qQ)
                 if not ok or eP * (nB - 1) > best[0]:
                     break
-                c = max(fA, nA) * max(fB, nB) * (nT * F + T)
+                c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
                 best = _keep(best, eP * (nB - 1) + eQ * (nA - 1), c, 0, At, Bt, Tt, nA, nB, nT,
                              1 if Tt < T else 0, 1 if Bt > C else 0, 1 if At > R else 0)
                 x += 1
@@ -515,7 +531,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                     break
                 ok, At, Bt, Tt, nA, nB, nT = _save_s_tiled(x, A, B, T, R, C, qS, qP, qQ)
                 if ok:
-                    c = max(fA, nA) * max(fB, nB) * (nT * F + T)
+                    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
                     best = _keep(best, eP * (nB - 1) + eQ * (nA - 1), c, 0, At, Bt, Tt, nA, nB, nT,
                                  1 if Tt < T else 0, 1 if Bt > C else 0, 1 if At > R else 0)
                 x -= 1
@@ -531,11 +547,11 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
     ``a_bits``, filter at ``w_bits``, ofmap as ``psum_bits`` partial sums).  Returns
     ``(compute, ifmap_sram_reads, filter_sram_reads, ofmap_sram_writes, psum_sram_reads,
     dram_read_bits, dram_write_bits, tile_m, tile_k, tile_n, case, passes_if, passes_fl,
-    passes_of, held_mask, array_passes)``: word counts are array-side SRAM accesses,
-    ``passes_*`` how often each operand crosses the DRAM interface, ``held_mask`` bit 0/1/2
-    = the ifmap/filter/ofmap tile is held in its SRAM, ``array_passes`` the passes of the
-    array (each pays the fill and drain once: compute = passes * F + row folds * column
-    folds * T).
+    passes_of, held_mask, array_passes, fill_drain)``: word counts are array-side SRAM
+    accesses, ``passes_*`` how often each operand crosses the DRAM interface, ``held_mask``
+    bit 0/1/2 = the ifmap/filter/ofmap tile is held in its SRAM, ``array_passes`` the passes of
+    the array and ``fill_drain`` their fill and drain cycles (each pass ``R + a + b - 2`` for the
+    ``a`` rows and ``b`` columns it uses: compute = fill_drain + row passes * column passes * T).
     """
     mk = M * K
     kn = K * N
@@ -579,4 +595,4 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
     rd = e_if * p_if + e_fl * p_fl + psum_bits * mn * (p_of - 1)
     wr = mn * a_bits + psum_bits * mn * (p_of - 1)
     return (comp, mk * u_if, kn * u_fl, mn * u_of, mn * (u_of - 1), rd, wr, tm, tk, tn, case,
-            p_if, p_fl, p_of, held, PA * PB * nT)
+            p_if, p_fl, p_of, held, PA * PB * nT, comp - PA * PB * (K if df == 0 else (M if df == 1 else N)))

@@ -70,11 +70,27 @@ def mapping_cost(dims: dict, tiles: dict, order: tuple, held: dict, *, rows: int
     o = passes["ofmap"]
     bits = M * K * a_bits * passes["ifmap"] + K * N * w_bits * passes["filter"]
     bits += M * N * a_bits + 2 * PSUM_BITS * M * N * (o - 1)
-    pa = max(_ceil(dims[rdim], rows), n[rdim])
-    pb = max(_ceil(dims[cdim], cols), n[cdim])
-    fill = 2 * rows + cols - 2
-    compute = pa * pb * (n[tdim] * fill + dims[tdim])
+    # every array pass, enumerated: a tile of the row dim splits into row folds of at most
+    # `rows`, a tile of the column dim into column folds of at most `cols`; a pass using a
+    # rows and b columns and streaming t elements takes rows + a + b - 2 + t cycles (one
+    # traversal of the array's height, the skew across the lanes in use, the stream), summed
+    # over every (T piece, row piece, column piece) by separating the sum
+    pt = _pieces(dims[tdim], tiles[tdim], dims[tdim])
+    pa = _pieces(dims[rdim], tiles[rdim], rows)
+    pb = _pieces(dims[cdim], tiles[cdim], cols)
+    compute = (len(pt) * len(pa) * len(pb) * (rows - 2) + len(pt) * len(pb) * sum(pa) + len(pt) * len(pa) * sum(pb)
+               + len(pa) * len(pb) * sum(pt))
     return bits, compute, passes
+
+
+def _pieces(d: int, tile: int, fold: int) -> list[int]:
+    """Sizes of the folds of a dim of size d cut into tiles, each tile into folds of at most
+    ``fold``."""
+    out = []
+    for start in range(0, d, tile):
+        size = min(tile, d - start)
+        out += [min(fold, size - f) for f in range(0, size, fold)]
+    return out
 
 
 def best_mapping(M: int, K: int, N: int, *, rows: int, cols: int, dataflow: str, ifmap_sram_kb: float,

@@ -93,7 +93,7 @@ class LayerBreakdown(Mapping):
         rows, cnt = self._rows, self._counts.astype(float)
         macs = np.array([g.m * g.k * g.n for _, gs in lowered for g in gs], dtype=float) * cnt
         totals = rows[:, :len(_kern.LAYER_FIELDS)].astype(float) * cnt[:, None]
-        per = self._derive(totals.T, macs, rows[:, _COL["passes"]].astype(float) * cnt)
+        per = self._derive(totals.T, macs, rows[:, _COL["fill_drain"]].astype(float) * cnt)
         per["cycles"] = totals[:, 1]
         keys = ("cycles", "latency_s", "energy_j", "compute_cycles", "stall_cycles", "fill_drain_cycles",
                 "dram_bytes", "mac_count", "mac_energy_j", "sram_energy_j", "dram_energy_j", "static_energy_j",

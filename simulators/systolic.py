@@ -2,11 +2,12 @@
 
 Modes
 -----
-* ``mode="default"`` (the env): the cycle count of a register-level array (``rtl_models/systolic``
-  steps it register by register; the tests assert equal counts) fed by three double-buffered
-  SRAMs and a DRAM of a given bandwidth, each layer mapped by the mapper below
-  (``mapping="best"``) or by the pre-mapper fixed loop order (``mapping="fixed"``, kept for
-  comparison: ``--sim-opt mapping=fixed``).
+* ``mode="default"`` (the env): a register-level array fed by three double-buffered SRAMs and a
+  DRAM of a given bandwidth, each layer mapped by the mapper below (``mapping="best"``) or by the
+  pre-mapper fixed loop order (``mapping="fixed"``, kept for comparison: ``--sim-opt
+  mapping=fixed``).  The fixed loop order takes exactly the cycles of ``rtl_models/systolic``,
+  which steps the array register by register with a fixed schedule per fold (the tests assert
+  equal counts); the mapper's passes end when the lanes they use have drained (below).
 * ``mode="scalesim"``: SCALE-Sim 3.0.0's reported "Total Cycles" in CALC mode, exactly, quirks
   included, and its SRAM/DRAM word counts where they are closed-form (golden data:
   ``tests/data/scalesim_goldens.csv``, ``tests/data/scalesim_topology_goldens.csv``).
@@ -23,7 +24,11 @@ dim ``T``: os ``(M, N, K)``, ws ``(K, N, M)``, is ``(K, M, N)`` (SCALE-Sim's
 ``calc_spatio_temporal_params``).  A *pass* loads one stationary R x C block, streams ``t``
 elements and drains: ``2R + C + t - 2`` cycles in the default mode (R to preload the stationary
 operand or drain the output-stationary results, ``R + C - 2`` of skew); the fill and drain
-``F = 2R + C - 2`` is paid once per pass.  SCALE-Sim runs ``ceil(A/R) * ceil(B/C)`` passes of the
+``F = 2R + C - 2`` is paid once per pass.  With the mapper, a pass that uses ``a`` of the rows
+and ``b`` of the columns takes ``R + a + b + t - 2``: the preload (or the output drain) still
+traverses the array's whole height R, but the skew only spans the lanes in use, since the
+controller that issued the tile knows when its last used column has drained.  A pass that fills
+the array costs the same in both.  SCALE-Sim runs ``ceil(A/R) * ceil(B/C)`` passes of the
 whole ``T``, each ``T + R + C - 2`` cycles for os (it does not serialise the OS drain,
 scale-sim-v3 issue #4) and ``2R + C + T - 2`` for ws/is, and reports the last 0-based cycle
 index (one less, SCALE-Sim issue #125).
@@ -49,8 +54,10 @@ Its cost:
   tile) that changes the tile; otherwise the number of tiles of that dim.  DRAM bits:
   ``M K a * passes + K N w * passes + M N a + 2 * 32 * M N * (ofmap passes - 1)`` (each extra
   ofmap pass writes a 32-bit partial sum out and reads it back).
-* compute cycles ``PA * PB * (nT * F + T)``: ``nT`` tiles of T, ``PA = max(ceil(A/R), tiles of A)``
-  and ``PB`` likewise (a tile narrower than the array uses part of it).
+* compute cycles ``nT * (PA * PB * (R - 2) + PB * A + PA * B) + PA * PB * T``: ``PA * PB * nT``
+  passes (``nT`` tiles of T, ``PA = max(ceil(A/R), tiles of A)`` row passes, ``PB`` likewise),
+  each paying ``R + a + b - 2`` for the rows and columns it uses (the heights of the row passes
+  sum to A, the widths of the column passes to B) and streaming its tile of T.
 * layer cycles ``max(compute, ceil(DRAM bits / bandwidth bits))`` (transfers double-buffered
   behind compute); SRAM accesses: P once per column fold, Q once per row fold, S once per T
   tile, outputs written once per pass over them and read back as partial sums.
@@ -75,16 +82,19 @@ plain Python, and the tests compare the three on random layers.
 Guaranteed by construction: doubling any SRAM never increases DRAM bits (the legal set only
 grows); doubling the bandwidth never increases cycles; latency = cycles / clock; a larger layer
 never moves fewer DRAM bits (its mapping, cut to the smaller layer, is legal there).  Doubling R
-(C) never increases the number of passes and adds ``2R`` (``C``) to each pass's fill and drain;
-it only relaxes the holding rules, so the old mapping stays legal with the same DRAM bits.  Hence
-the **fill/drain bound**: when the chosen mapping's DRAM bits are unchanged, cycles grow by at most
-``passes * 2R`` (``passes * C``), ``passes`` being the old design's passes (``fill_drain_cycles /
-F``).  When the doubled array also saves DRAM bits the rule takes that mapping whatever its cycles;
-the benchmark counted no case where the bound then failed.  Not guaranteed, and counted: the total
-energy can fall when a layer grows (3 of 120,000 pairs: leakage of a slower mapping), and the rule
-(DRAM bits first) can pick mappings that stream short tiles when an SRAM is small, so on prefill
-about a fifth of random designs are more than 10 % slower than with ``mapping="fixed"`` while their
-median energy is a quarter of it.  R and C must be powers of two in this mode (so are the tiles).
+or C only relaxes the holding rules, so the old mapping stays legal with the same DRAM bits, and
+never increases its passes.  With the same tiles, doubling C leaves each pass's ``R - 2 + a + b``
+and can only merge column passes, so it never adds cycles; doubling R adds R to each pass (its
+one traversal of the height) and can only merge row passes: at most ``passes * R`` more.  Hence
+the **fill/drain bound**: when the chosen mapping's DRAM bits are unchanged, doubling R adds at
+most ``passes * R`` cycles (``passes``: the old design's array passes) and doubling C adds none.
+When the doubled array also saves DRAM bits the rule takes that mapping whatever its cycles.  Not
+guaranteed, and counted in benchmarks/README.md: doubling R can cost more than 10 % where passes
+are short (a layer no taller than the array, short streamed tiles under a small SRAM); the total
+energy can fall when a layer grows (leakage of a slower mapping); and the rule (DRAM bits first)
+can pick mappings that stream short tiles when an SRAM is small, slower than ``mapping="fixed"``
+on about a fifth of random prefill designs while their median energy is a quarter of it.
+R and C must be powers of two in this mode (so are the tiles).
 
 Energy and area use :data:`TECH` (45 nm, Horowitz, ISSCC 2014); entries marked *assumed* are
 our estimates, not published values.
@@ -144,6 +154,9 @@ _INT_RANGES = {"rows": (1, 4096), "cols": (1, 4096), "ifmap_sram_kb": (1, 1 << 2
                "ofmap_sram_kb": (1, 1 << 20), "dram_bw_bytes": (1, 1 << 16), "act_bits": (1, 32),
                "weight_bits": (1, 32)}
 _CLOCK_MHZ = (1e-3, 1e5)
+# design-space parameters (by position) a layer's mapping and counts depend on: all but
+# dram_bw_bytes (6) and clock_mhz (7)
+_KEY_PARAMS = (0, 1, 2, 3, 4, 5, 8, 9)
 
 
 def _df_code(dataflow: str) -> int:
@@ -176,7 +189,8 @@ def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str, mod
 
     ``mode="scalesim"`` returns SCALE-Sim 3.0.0's reported "Total Cycles" (CALC mode) for the
     topology row ``M, N, K``; ``mode="default"`` the register-level count (see the module
-    docstring), which is also the mapper's cycles when it does not tile the streamed dim.
+    docstring), which is also the mapper's cycles when it does not tile the streamed dim and
+    every fold fills the array (the mapper's passes end when the lanes they use have drained).
     Plain Python: the slow reference the numba kernels are tested against.
     """
     _check_dims(M=M, K=K, N=N, rows=rows, cols=cols)
@@ -297,6 +311,10 @@ class SystolicSimulator(Simulator):
         self.max_area_mm2 = float(max_area_mm2)
         self._space = self._build_space()
         self._vals = tuple(np.asarray(p.values) for p in self._space.params)
+        self._tabs, self._strides, self._n_keys = _grid_tables(self._vals)
+        self._raw = np.zeros_like(self._tabs)  # each parameter's values as numbers (dataflow: its index)
+        for j, v in enumerate(self._vals):
+            self._raw[j, :len(v)] = np.arange(len(v)) if j == 2 else np.asarray(v, dtype=np.int64)
 
     # --- contract ----------------------------------------------------------------
     def _build_space(self) -> DesignSpace:
@@ -414,7 +432,7 @@ class SystolicSimulator(Simulator):
         consts = (d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"],
                   d["clock_mhz"], d["act_bits"], d["weight_bits"], self._mode)
         tot = out.tolist()  # Python floats: scalar numpy arithmetic is several times slower
-        v = _derive(tot[:8], tot[8], tot[9], *consts)
+        v = _derive(tot[:8], tot[8], tot[10], *consts)
         area = v.pop("area_mm2")
         if area > self.max_area_mm2:
             return Metrics.infeasible(f"area {area:.1f} mm^2 exceeds the {self.max_area_mm2:g} mm^2 budget",
@@ -486,25 +504,50 @@ class SystolicSimulator(Simulator):
         mode evaluates design by design."""
         if self._mode == 2:
             return super().evaluate_batch(indices, workload)
-        idx = self._space.check_indices(indices)
-        vals = [v[idx[:, j]] for j, v in enumerate(self._vals)]
-        rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = vals
-        res = _kern.batch_eval(
-            self.distinct_gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
-            ifk.astype(np.int64) * 8192, flk.astype(np.int64) * 8192, ofk.astype(np.int64) * 8192,
-            bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._code,
-        )
+        idx = np.ascontiguousarray(self._space.check_indices(indices))
+        # every parameter's values in one pass over the index rows (int64; dataflow as its index)
+        rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = _kern.gather(idx, self._raw)
+        # designs that differ only in bandwidth and clock share their mapping and counts: the grid
+        # kernel maps each (array, dataflow, SRAMs, bit widths) of the batch once, reading the
+        # index vectors directly.  Only for the mapper (the fixed loop order is cheaper to
+        # recompute than to look up) and batches large enough to repay the key table.
+        if self._code == _kern.MAPPED and len(idx) * 4 >= self._n_keys:
+            res = _kern.batch_eval_grid(self.distinct_gemms(workload), idx, self._tabs,
+                                        self._strides, self._n_keys, self._code)
+        else:
+            res = _kern.batch_eval(
+                self.distinct_gemms(workload), rows, cols, df, ifk * 8192, flk * 8192, ofk * 8192, bw * 8, ab, wb,
+                self._code)
         cols_ = np.ascontiguousarray(res.T)  # one copy, then every column op runs on contiguous data
-        out = _derive(cols_[:8], cols_[8], cols_[9], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
+        out = _derive(cols_[:8], cols_[8], cols_[10], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
         out["cycles"] = res[:, 1]
         out["feasible"] = out["area_mm2"] <= self.max_area_mm2
         return out
 
 
-def _per_layer(consts, totals, macs, passes):
+def _grid_tables(vals):
+    """The grid kernel's constants (:func:`simulators._systolic_kernels.batch_eval_grid`): each
+    parameter's values as the kernel takes them (bits, dataflow codes; 0 pads), the strides of the
+    mapping key over the parameters it depends on, and the number of keys."""
+    tabs = np.zeros((len(vals), max(len(v) for v in vals)), dtype=np.int64)
+    scale = {3: 8192, 4: 8192, 5: 8192, 6: 8}  # kB -> bits, bytes/cycle -> bits/cycle
+    for j, v in enumerate(vals):
+        if j == 2:
+            tabs[j, :len(v)] = [DATAFLOWS.index(x) for x in v]
+        elif j != 7:  # the clock does not enter the kernel
+            tabs[j, :len(v)] = np.asarray(v, dtype=np.int64) * scale.get(j, 1)
+    strides = np.zeros(len(vals), dtype=np.int64)
+    n_keys = 1
+    for j in reversed(_KEY_PARAMS):
+        strides[j] = n_keys
+        n_keys *= len(vals[j])
+    return tabs, strides, n_keys
+
+
+def _per_layer(consts, totals, macs, fill):
     """The breakdown's per-layer metrics: :func:`_derive`, plus per-operand SRAM energy and the
     array's SRAM accesses (their sums are ``sram_energy_j`` and the SRAM byte counts)."""
-    v = _derive(totals, macs, passes, *consts)
+    v = _derive(totals, macs, fill, *consts)
     _r, _c, _df, ifk, flk, ofk, _clk, ab, wb, _m = consts
     v["ifmap_sram_energy_j"] = totals[2] * ab * _sram_pj_per_bit(ifk) * 1e-12
     v["filter_sram_energy_j"] = totals[3] * wb * _sram_pj_per_bit(flk) * 1e-12
@@ -527,16 +570,7 @@ def _sram_pj_per_bit(kb):
     return TECH["sram_pj_per_64b_at_8kb"] / 64.0 * (kb / 8.0) ** 0.5
 
 
-def _fill_drain(rows, cols, dataflow, mode):
-    """Cycles of one pass's fill and drain: ``2R + C - 2``; SCALE-Sim's os ``R + C - 2``."""
-    if mode == 0:
-        return 2 * rows + cols - 2
-    if isinstance(dataflow, str):
-        return rows + cols - 2 if dataflow == "os" else 2 * rows + cols - 2
-    return np.where(np.asarray(dataflow) == "os", rows + cols - 2, 2 * rows + cols - 2)
-
-
-def _derive(res, macs, passes, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb, mode) -> dict[str, np.ndarray]:
+def _derive(res, macs, fill, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb, mode) -> dict[str, np.ndarray]:
     """Latency, energy, power, area and traffic from kernel totals.
 
     ``res`` is the 8 totals of LAYER_FIELDS (scalars or arrays of designs or layers); the
@@ -565,7 +599,7 @@ def _derive(res, macs, passes, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb,
         "utilization_frac": macs / (cycles * rows * cols),
         "compute_cycles": compute,
         "stall_cycles": cycles - compute,
-        "fill_drain_cycles": passes * _fill_drain(rows, cols, dataflow, mode),
+        "fill_drain_cycles": fill,
         "mac_count": macs,
         "sram_read_bytes": (if_rd * ab + fl_rd * wb + ps_rd * _kern.PSUM_BITS) / 8.0,
         "sram_write_bytes": of_wr * _kern.PSUM_BITS / 8.0,
