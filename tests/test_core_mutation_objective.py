@@ -180,6 +180,9 @@ def test_cost_caps_at_exp_700():
     assert o.cost(Metrics(latency_s=1e300)) == pytest.approx(1e300, rel=1e-12)
     assert o.cost(Metrics(latency_s=1.5e304)) == math.inf     # log = 700.4
     assert Objective({"latency_s": 2.0}).cost(Metrics(latency_s=1.2e152)) == math.inf  # log = 700.35
+    # the cap itself: log(e) is exactly 1.0, so e^700 sits on it and is already inf
+    assert Objective({"latency_s": 700.0}).cost(Metrics(latency_s=math.e)) == math.inf
+    assert Objective({"latency_s": 699.0}).cost(Metrics(latency_s=math.e)) == pytest.approx(math.exp(699.0))
 
 
 def _logged(metrics, feasible=True, target_met=True):
