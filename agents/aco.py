@@ -3,8 +3,9 @@
 Each parameter is one decision on an ant's path; its allowed values are the
 edges, each with a pheromone level (all start at ``pheromone_start``).  This is
 the Ant Colony System of Dorigo & Gambardella (IEEE TEC 1997), the variant
-behind DeepSwarm, which ArchGym vendored for its ACO agent (archgym.md §2),
-with the same hyperparameter names:
+behind DeepSwarm, which ArchGym vendored for its ACO agent
+(srivatsankrishnan/oss-arch-gym ``aco/DeepSwarm/``), with the same hyperparameter
+names:
 
 * an ant picks, for every parameter, the value with the most pheromone with
   probability ``greediness`` and otherwise samples a value with probability

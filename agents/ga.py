@@ -15,11 +15,11 @@ child is inside the design space by construction.
 * Fitness is the reward; an infeasible design ranks below every feasible one.
 
 ArchGym used scikit-opt's ``GA`` (hyperparameters ``size_pop``, ``max_iter``,
-``prob_mut``; archgym.md §2).  ``max_iter`` here is the budget divided by
-``pop_size``.  A well-kept library would serve for the algorithm itself
-(``pymoo``'s GA, or Optuna's ``NSGAIISampler`` on one objective, available as
-``--agent nsga2``); it is hand-written to keep the ask-one-design contract and
-the no-repeat rule without adapters.
+``prob_mut``; vendored as ``sko/`` in srivatsankrishnan/oss-arch-gym).  ``max_iter``
+here is the budget divided by ``pop_size``.  A well-kept library would serve for the
+algorithm itself (``pymoo``'s GA, or Optuna's ``NSGAIISampler`` on one objective,
+available as ``--agent nsga2``); it is hand-written to keep the ask-one-design contract
+and the no-repeat rule without adapters.
 """
 
 from __future__ import annotations

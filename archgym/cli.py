@@ -122,7 +122,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"workload: {ev.workload.spec}; objective: {ev.objective.describe()}; reward {e.reward:.6f}"
           + (f"; targets met: {e.target_met}" if ev.objective.targets else ""))
     print(e.metrics.summary())
+    if args.layers:
+        print(_breakdown_table(e.metrics.breakdown))
     return 0
+
+
+def _breakdown_table(breakdown) -> str:
+    """``Metrics.breakdown`` as a table: layers first, then ``unit:`` entries; numeric values
+    in columns (units in the names), anything else (a chosen mapping) as text at the end."""
+    if not breakdown:
+        return "(this simulator reports no per-layer breakdown)"
+    rows = sorted(breakdown.items(), key=lambda kv: kv[0].startswith("unit:"))
+    cols: list[str] = []
+    for _, d in rows:
+        cols += [k for k, v in d.items() if isinstance(v, (int, float)) and k not in cols]
+    head = ["layer", *cols, "notes"]
+
+    def fmt(v):
+        if isinstance(v, float) and v == v and v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+
+    table = [[name, *(fmt(d[c]) if c in d else "" for c in cols),
+              "; ".join(f"{k}={v}" for k, v in d.items() if k not in cols)] for name, d in rows]
+    widths = [max(len(h), *(len(r[j]) for r in table)) for j, h in enumerate(head)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *table])
 
 
 def _workload_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -278,6 +302,47 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def cmd_rtl(args: argparse.Namespace) -> int:
+    """``rtl emit`` writes a datapath's Verilog; ``rtl check`` cosimulates it (exit 1 on a mismatch)."""
+    from . import rtl
+
+    raw = _parse_assignments(args.param, "--param")
+    if args.rtl_cmd == "emit":
+        print(f"wrote {rtl.emit(args.datapath, raw, args.out)}")
+        return 0
+    from rtl_models.cosim import SimulatorError
+
+    try:
+        rep = rtl.check(args.datapath, raw, vectors=args.vectors, seed=args.seed, simulator=args.simulator,
+                        verilog=args.verilog)
+    except SimulatorError as e:
+        raise CliError(str(e).splitlines()[0]) from None
+    if rep.mismatch is not None:
+        print(rep.mismatch.format())
+    print(rep.summary())
+    return 0 if rep.passed else 1
+
+
+def _add_rtl_parser(sub) -> None:
+    from .rtl import DATAPATHS
+
+    rt = sub.add_parser("rtl", help="emit a datapath's Verilog or cosimulate it against its Python model")
+    rsub = rt.add_subparsers(dest="rtl_cmd", required=True, parser_class=_Parser)
+    for name, what in (("emit", "write synthesizable Verilog (.v) into --out"),
+                       ("check", "run the Verilog in a Verilog simulator against the Python model")):
+        c = rsub.add_parser(name, help=what)
+        c.add_argument("datapath", help=f"one of: {', '.join(DATAPATHS)}")
+        c.add_argument("--param", action="append", default=[], metavar="K=V",
+                       help="build parameter, e.g. rows=8 (repeatable)")
+        if name == "emit":
+            c.add_argument("--out", required=True, help="output directory")
+        else:
+            c.add_argument("--vectors", type=int, default=10_000, help="random vectors (default: 10000)")
+            c.add_argument("--seed", type=int, default=0)
+            c.add_argument("--simulator", default="verilator", help="verilator (default) or icarus")
+            c.add_argument("--verilog", help="check this Verilog file instead of the generated one")
+
+
 # --- parser ------------------------------------------------------------------------------
 def _add_env_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("env_id", help="a registered env id (see `archgym envs`)")
@@ -323,6 +388,8 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     _add_env_opts(e)
     _add_objective_opts(e)
     e.add_argument("design", nargs="*", metavar="PARAM=VALUE")
+    e.add_argument("--layers", action="store_true", help="also print the per-layer breakdown (cycles, latency, "
+                                                         "energy, the chosen mapping, ...)")
     r = sub.add_parser("run", help="run a search agent for a budget of evaluations, logging every one")
     _add_env_opts(r)
     _add_objective_opts(r)
@@ -374,6 +441,7 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
                    help="datapath option, e.g. acc_bits=20 (repeatable; see docs/validate.md)")
     v.add_argument("--shrink", type=int, default=3, help="failing cases to shrink (default: 3)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_rtl_parser(sub)
     return p
 
 
@@ -419,7 +487,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         agent = _agent_in(argv) if argv and argv[0] == "run" else None
-        args = build_parser(agent).parse_args(argv)
+        parser = build_parser(agent)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # `eval ENV --workload x.csv rows=8`: argparse gives a nargs='*' positional only the
+            # words before the first option, so design assignments after options come back here
+            if args.cmd == "eval" and all("=" in e and not e.startswith("-") for e in extra):
+                args.design = [*args.design, *extra]
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
         from .registry import import_module
 
         args.imports = [*args.imports, *getattr(args, "imports_after", [])]
@@ -430,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, params)
         return {"envs": cmd_envs, "describe": cmd_describe, "eval": cmd_eval, "export": cmd_export,
                 "optimum": cmd_optimum, "plot": cmd_plot, "runs": cmd_runs, "sweep": cmd_sweep,
-                "validate": cmd_validate}[args.cmd](args)
+                "validate": cmd_validate, "rtl": cmd_rtl}[args.cmd](args)
     except KeyboardInterrupt:
         print("archgym: interrupted; committed rows are kept, rerun the same command to resume", file=sys.stderr)
         return 130

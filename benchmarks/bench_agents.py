@@ -4,9 +4,9 @@ Run:  python benchmarks/bench_agents.py [--seeds 10] [--budget 200] [--db PATH] 
           [--agents NAME ...] [--envs ENV_ID ...] [--param AGENT:KEY=VALUE ...]
           [--workload NAME] [--objective SPEC] [--target METRIC<=V ...]
 
-For every registered env whose design space can be enumerated with a batched
-simulator (``archgym.sweep.can_enumerate``), finds the exact optimum by
-exhaustive evaluation, then runs every agent at its default hyperparameters
+For every registered env, finds the exact optimum (``archgym.optimum.optimum``:
+exhaustive batched evaluation where the space can be enumerated, the simulator's own
+exact method otherwise, e.g. AgileQuant-v0's branch and bound), then runs every agent at its default hyperparameters
 for ``--seeds`` seeds at ``--budget`` evaluations (through ``archgym.sweep``,
 on a local process pool) and reports per agent:
 
@@ -38,6 +38,7 @@ import numpy as np
 import archgym
 from archgym.agent import AGENTS, BadHyperparameter, UnknownAgent
 from archgym.executors import LocalExecutor
+from archgym.optimum import NoExactMethod, optimum
 from archgym.store import RunStore
 from archgym.sweep import (AgentEntry, EnvEntry, SweepSpec, SweepSpecError, can_enumerate, evaluator_for, exhaustive,
                            expand, run_sweep)
@@ -62,10 +63,10 @@ def near_optimal(o, space) -> str:
 
 
 def enumerable_optima(env_ids=None, **entry_kw):
-    """Yield ``(EnvEntry, evaluator, Optimum with costs)`` for every env in ``env_ids``
-    (default: every registered env) whose space can be enumerated with a batched
-    simulator, printing each optimum and its near-optimal set; prints why others are skipped.
-    ``entry_kw`` (workload, objective, targets) goes to every ``EnvEntry``."""
+    """Yield ``(EnvEntry, evaluator, Optimum)`` for every env in ``env_ids`` (default: every
+    registered env) that has an exact optimum, printing each optimum (and, where the space was
+    enumerated, its near-optimal set); prints why others are skipped.  ``entry_kw`` (workload,
+    objective, targets) goes to every ``EnvEntry``."""
     for env_id in env_ids or archgym.env_ids():
         entry = EnvEntry(env_id, **entry_kw)
         try:
@@ -73,13 +74,15 @@ def enumerable_optima(env_ids=None, **entry_kw):
         except (ImportError, ValueError) as e:
             print(f"skip {env_id}: {e}")
             continue
-        if not can_enumerate(ev):
-            print(f"skip {env_id}: {ev.space.size:,} designs, not enumerable with a batched simulator")
+        try:
+            o = exhaustive(ev, keep_costs=True) if can_enumerate(ev) else optimum(ev)
+        except NoExactMethod as e:
+            print(f"skip {env_id}: {e}")
             continue
-        o = exhaustive(ev, keep_costs=True)
         print(f"{env_id}: optimum cost {o.cost:.6g} (reward {o.reward:.6f}) over {o.n_designs:,} designs "
-              f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}", flush=True)
-        print("  " + near_optimal(o, ev.space), flush=True)
+              f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}; {o.method}", flush=True)
+        if getattr(o, "costs", None) is not None:
+            print("  " + near_optimal(o, ev.space), flush=True)
         yield entry, ev, o
 
 
@@ -90,7 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--db", help="run log to use/reuse (default: a temporary file)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--agents", nargs="*", default=sorted(AGENTS))
-    ap.add_argument("--envs", nargs="*", help="env ids (default: every enumerable registered env)")
+    ap.add_argument("--envs", nargs="*", help="env ids (default: every registered env with an exact optimum)")
     ap.add_argument("--param", action="append", default=[], metavar="AGENT:KEY=VALUE",
                     help="a non-default hyperparameter of one agent, e.g. bo:cross=false (repeatable)")
     ap.add_argument("--workload", help="workload of every env in --envs (default: each env's)")

@@ -88,8 +88,8 @@ def bench_vs_scalesim() -> list[tuple[str, int, float, float]]:
     path = Path(__file__).with_name("scalesim_timing.csv")
     out = []
     for row in csv.DictReader(path.open()):
-        if not row["total_cycles"] or not row["wall_s_median"]:
-            continue  # a run that did not finish
+        if not row["total_cycles"] or not row["wall_s_median"] or not row["M"]:
+            continue  # a run that did not finish, or a whole topology file (bench_systolic.py times those)
         M, N, K, R, C = (int(row[k]) for k in ("M", "N", "K", "rows", "cols"))
         sim = SystolicSimulator(mode="scalesim", max_area_mm2=1e9)
         wl = Workload(row["layer"], (Gemm(row["layer"], M, K, N),))

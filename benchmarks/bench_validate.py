@@ -80,8 +80,9 @@ def layer_paths(rng):
     small = quantize_weights(w[:8, :512], bits=4, group=128)
     out.append(("bitmod (FP4-ext g128, RTL widths)", lambda: pe_dot_fast(quant, x16), MACS, prep,
                 lambda: pe_dot(small, x16[:2, :512]), 2 * 512 * 8, "2x512x8, cycle-stepped PE"))
-    out.append(("bitmod (exact PE)", lambda: pe_dot_fast(quant, x16[:4], config=PEConfig.exact()), MACS // 4,
-                None, None, 0, ""))
+    out.append(("bitmod (exact PE)", lambda: pe_dot_fast(quant, x16, config=PEConfig.exact()), MACS, None,
+                lambda: pe_dot(small, x16[:2, :512], config=PEConfig.exact()), 2 * 512 * 8,
+                "2x512x8, cycle-stepped PE"))
     cfg = MoEConfig(d_model=K, d_hidden=N, n_experts=4, top_k=2, numerics=MoENumerics())
     mw = MoEWeights.random(cfg, rng)
     xq = cfg.numerics.act.quantize(rng.normal(size=(M, K)))

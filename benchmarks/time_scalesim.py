@@ -5,18 +5,27 @@ layer, M, N, K, rows, cols, dataflow, total_cycles, wall_s_median, n_runs, plus 
 (every run, ';'-separated), sram_kb, peak_rss_mb (largest child-process RSS) and note (set when
 a run was killed by ``--timeout``; then n_runs counts only the finished runs).
 
-SCALE-Sim needs ``numpy<2.4`` (reference sheet /work/shared/reference/scalesim.md §1.2), so run
-this with the separate SCALE-Sim virtualenv, never the project one::
+SCALE-Sim needs ``numpy<2.4`` (with numpy 2.4 every run crashes in
+``double_buffered_scratchpad_mem.py``: SCALE-Sim issue #160), so run this in a virtualenv of its
+own, never the project one; e.g., from the repository root::
 
-    python3 -m venv /work/scalesim-venv
-    /work/scalesim-venv/bin/pip install scalesim==3.0.0
-    /work/scalesim-venv/bin/pip install "numpy<2.4"
-    cd /work/main
-    /work/scalesim-venv/bin/python benchmarks/time_scalesim.py --layer small_128 --runs 5
-    /work/scalesim-venv/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
+    python3 -m venv venvs/scalesim
+    venvs/scalesim/bin/pip install scalesim==3.0.0
+    venvs/scalesim/bin/pip install "numpy<2.4"
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer small_128 --runs 5
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
         --dataflow ws --runs 1
-    /work/scalesim-venv/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py --layer llama2_7b_q_proj \
         --dataflow os --runs 1 --timeout 900
+
+Whole topology files (issue #13: ``archgym eval`` vs SCALE-Sim on the same file): ``--topology``
+takes a file under ``tests/data/scalesim_topologies/`` (GEMM format when it is under
+``GEMM_mnk/``) and times one SCALE-Sim run of every layer of it on a 32x32 array; the row's
+``layer`` is ``file:<path>``, ``total_cycles`` the sum of the layers' Total Cycles, and ``note``
+adds the CPU seconds of each run (robust when other jobs share the cores) and the load average::
+
+    venvs/scalesim/bin/python benchmarks/time_scalesim.py \
+        --topology conv_nets/Googlenet.csv --dataflow ws --runs 3
 
 Measured with scalesim 3.0.0, numpy 2.3.5, CPython 3.11.7 on a shared 2-core x86 machine.
 Each run is a fresh child process; the time covers ``scalesim(...)`` construction plus
@@ -43,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 import time
 
 LAYERS = {
@@ -71,6 +81,7 @@ def _generator():
 
 
 _GEN = _generator()
+TOPO_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "scalesim_topologies"
 LAYOUT_HEADER = _GEN.LAYOUT_HEADER
 
 
@@ -99,10 +110,37 @@ def one_run(spec: tuple[int, int, int, int, int, str, int]) -> tuple[float, int,
     return wall, cycles, rss_mb
 
 
+def one_file_run(spec: tuple[str, int, int, str, int]) -> tuple[float, int, float, float]:
+    """Run a whole topology file in this (child) process; return (wall s, summed Total Cycles,
+    peak RSS MB, CPU s of this process)."""
+    from scalesim.scale_sim import scalesim
+
+    rel, rows, cols, df, kb = spec
+    topo = os.path.join(TOPO_DIR, rel)
+    with tempfile.TemporaryDirectory(prefix="scalesim_timing_") as tmp:
+        cfg, lay = os.path.join(tmp, "c.cfg"), os.path.join(tmp, "l.csv")
+        with open(cfg, "w") as f:
+            f.write(_GEN.CONFIG_TEMPLATE.format(run_name="run", rows=rows, cols=cols, ifmap_kb=kb,
+                                                filter_kb=kb, ofmap_kb=kb, dataflow=df))
+        with open(lay, "w") as f:
+            f.write(LAYOUT_HEADER)
+        t0, c0 = time.perf_counter(), time.process_time()
+        sim = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo,
+                       layout=lay, input_type_gemm=rel.startswith("GEMM_mnk"))
+        sim.run_scale(top_path=os.path.join(tmp, "out"))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with open(os.path.join(tmp, "out", "run", "COMPUTE_REPORT.csv")) as f:
+            cycles = sum(int(line.split(",")[2]) for line in f.read().splitlines()[1:] if line)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return wall, cycles, rss_mb, cpu
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layer", choices=sorted(LAYERS))
+    ap.add_argument("--topology", default=None,
+                    help="time a whole file under tests/data/scalesim_topologies/ instead")
     ap.add_argument("--dataflow", choices=("os", "ws", "is"), default=None)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sram-kb", type=int, default=4096)
@@ -113,16 +151,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:  # internal: one timed run in this fresh process
-        print(json.dumps(one_run(tuple(json.loads(args.child)))))
+        spec = tuple(json.loads(args.child))
+        print(json.dumps(one_file_run(spec) if len(spec) == 5 else one_run(spec)))
         return 0
+    if args.topology is not None:
+        if not os.path.isfile(os.path.join(TOPO_DIR, args.topology)):
+            raise SystemExit(f"--topology={args.topology!r} is not a file under {TOPO_DIR}")
+        args.layer = f"file:{args.topology}"
+        df = args.dataflow or "ws"
+        m = n = k = ""
+        rows, cols = 32, 32
+        spec = [args.topology, rows, cols, df, args.sram_kb]
     if args.layer is None:
         raise SystemExit(f"--layer is required; choose one of {sorted(LAYERS)}")
     if args.runs < 1:
         raise SystemExit(f"--runs={args.runs} must be >= 1")
-    df = args.dataflow or DEFAULT_DATAFLOW[args.layer]
-    m, n, k, rows, cols = LAYERS[args.layer]
-    walls, cycles, rss = [], set(), 0.0
-    spec = [m, n, k, rows, cols, df, args.sram_kb]
+    if args.topology is None:
+        df = args.dataflow or DEFAULT_DATAFLOW[args.layer]
+        m, n, k, rows, cols = LAYERS[args.layer]
+        spec = [m, n, k, rows, cols, df, args.sram_kb]
+    walls, cycles, rss, cpus = [], set(), 0.0, []
     note = ""
     for i in range(args.runs):
         try:
@@ -135,12 +183,18 @@ def main(argv: list[str] | None = None) -> int:
             break
         if proc.returncode != 0:
             raise RuntimeError(f"child run failed:\n{proc.stderr}")
-        wall, cyc, rss_mb = json.loads(proc.stdout.strip().splitlines()[-1])
+        wall, cyc, rss_mb, *cpu = json.loads(proc.stdout.strip().splitlines()[-1])
         walls.append(wall)
+        cpus += cpu
         cycles.add(cyc)
         rss = max(rss, rss_mb)
         print(f"{args.layer} {df} run {i + 1}/{args.runs}: {wall:.2f} s, {cyc} cycles, "
               f"RSS {rss_mb:.0f} MB", file=sys.stderr, flush=True)
+    if cpus:  # whole-file runs: CPU time too, since the machine may be shared
+        load = os.getloadavg()[0]
+        note = (note + "; " if note else "") + (
+            f"CPU s median {statistics.median(cpus):.1f} (runs {';'.join(f'{c:.1f}' for c in cpus)})"
+            f"; load average {load:.1f} at the end")
     if len(cycles) > 1:
         raise RuntimeError(f"runs disagree on Total Cycles: {sorted(cycles)}")
     row = {"layer": args.layer, "M": m, "N": n, "K": k, "rows": rows, "cols": cols,

@@ -1,8 +1,9 @@
 """Numba kernels of the M3ViT FPGA model (see :mod:`simulators.m3vit`).
 
-Each kernel has a slow plain-Python twin in ``simulators/m3vit.py``
-(``lru_misses_reference``, ``timeline_reference``); the tests compare them on
-random inputs.  Kernels take arrays and scalars only (no globals, no closures).
+Each kernel has a slow plain-Python twin in ``simulators/_m3vit_model.py``
+(``lru_misses_reference``, ``timeline_reference``); the tests compare them on random
+inputs.  Kernels take arrays and scalars only (no globals, no closures).  The batched
+frame model is in ``simulators/_m3vit_batch.py``.
 """
 
 from __future__ import annotations
@@ -144,3 +145,4 @@ def timeline(size, load, comp, capacity, prefetch):
             end[i] = prev_end + comp[i]
         prev_end = end[i]
     return end, stall
+

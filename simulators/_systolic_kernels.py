@@ -1,8 +1,10 @@
 """Numba kernels of the systolic-array model (see :mod:`simulators.systolic`).
 
-Every kernel here has a slow plain-Python twin in ``simulators/systolic.py``
-(``_layer_reference``) and the tests compare the two on random inputs.
-Dataflow codes: 0 = os, 1 = ws, 2 = is.  Mode codes: 0 = default, 1 = scalesim.
+Slow plain-Python twins: :func:`simulators.systolic.layer_model` (``mapping="fixed"`` and
+``mode="scalesim"``) and :func:`simulators._systolic_ref.best_mapping` (the mapper); the
+tests compare them with these kernels on random inputs.
+Dataflow codes: 0 = os, 1 = ws, 2 = is.  Mode codes: 0 = default mode with the fixed loop
+order (``mapping="fixed"``), 1 = scalesim, 2 = default mode with the mapper.
 """
 
 from __future__ import annotations
@@ -10,12 +12,21 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._systolic_mapper import map_gemm
+
 # Output tuple of layer_eval, in order.
 LAYER_FIELDS = (
     "compute_cycles", "cycles", "ifmap_sram_reads", "filter_sram_reads", "ofmap_sram_writes",
     "psum_sram_reads", "dram_read_bits", "dram_write_bits",
 )
 PSUM_BITS = 32  # partial sums are kept at 32 bits (int32 accumulators)
+# Further per-layer fields of layer_row (the mapping; -1 where a mode has none)
+MAP_FIELDS = ("passes", "tile_m", "tile_k", "tile_n", "case", "passes_ifmap", "passes_filter", "passes_ofmap",
+              "held")
+ROW_FIELDS = LAYER_FIELDS + MAP_FIELDS
+N_ROW = len(ROW_FIELDS)
+N_OUT = len(LAYER_FIELDS) + 2  # totals, then the MAC count and the passes
+FIXED, SCALESIM, MAPPED = 0, 1, 2
 
 
 @numba.njit(cache=True)
@@ -115,11 +126,54 @@ def layer_eval(M, K, N, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_
 
 
 @numba.njit(cache=True)
-def design_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, out):
-    """Sum :func:`layer_eval` over a workload's GEMM rows ``(m, k, n, count)``.
+def layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits, mode,
+              row):
+    """One GEMM in any mode, written to ``row`` (int64, ROW_FIELDS order).
 
-    ``out`` (float64, len(LAYER_FIELDS) + 1) receives the totals and the MAC count.
+    ``q_*``: active-half SRAM capacities in elements (mapped mode only; see
+    :func:`capacities`).  Cycles are ``max(compute, DRAM bits / bandwidth)`` in the default
+    mode (transfers double-buffered behind compute) and the stall-free count in scalesim.
+    ``passes``: array passes (one stationary block loaded, streamed and drained), each
+    paying the fill and drain once.
     """
+    if mode == MAPPED:
+        r = map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, PSUM_BITS)
+        comp = r[0]
+        dram = (r[5] + r[6] + bw_bits - 1) // bw_bits
+        row[0] = comp
+        row[1] = comp if comp >= dram else dram
+        for j in range(2, 8):
+            row[j] = r[j - 1]
+        row[8] = r[15]
+        for j in range(9, 17):
+            row[j] = r[j - 2]
+    else:
+        r8 = layer_eval(M, K, N, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode)
+        for j in range(8):
+            row[j] = r8[j]
+        if df == 0:
+            row[8] = _cdiv(M, R) * _cdiv(N, C)
+        elif df == 1:
+            row[8] = _cdiv(K, R) * _cdiv(N, C)
+        else:
+            row[8] = _cdiv(K, R) * _cdiv(M, C)
+        for j in range(9, 17):
+            row[j] = -1
+
+
+@numba.njit(cache=True)
+def capacities(if_bits, fl_bits, of_bits, a_bits, w_bits):
+    """Active-half capacities in elements: ifmap at a_bits, filter at w_bits, ofmap as
+    PSUM_BITS partial sums (a design's constants, computed once per design)."""
+    return (if_bits // 2) // a_bits, (fl_bits // 2) // w_bits, (of_bits // 2) // PSUM_BITS
+
+
+@numba.njit(cache=True)
+def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, rows, out):
+    """Every GEMM row ``(m, k, n, count)`` of a workload: per-instance results in ``rows``
+    (int64, (n, N_ROW)) and in ``out`` (float64, N_OUT) the count-weighted totals of
+    LAYER_FIELDS, the MAC count and the passes."""
+    q_if, q_fl, q_of = capacities(if_bits, fl_bits, of_bits, a_bits, w_bits)
     for j in range(out.shape[0]):
         out[j] = 0.0
     for i in range(gemms.shape[0]):
@@ -127,21 +181,45 @@ def design_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_b
         K = gemms[i, 1]
         N = gemms[i, 2]
         cnt = gemms[i, 3]
-        r = layer_eval(M, K, N, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode)
+        row = rows[i]
+        layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
+                  mode, row)
         for j in range(8):
-            out[j] += r[j] * cnt
-        out[8] += M * K * N * cnt
+            out[j] += float(row[j]) * cnt
+        out[8] += float(M) * K * N * cnt
+        out[9] += float(row[8]) * cnt
+
+
+@numba.njit(cache=True)
+def design_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, out):
+    """Count-weighted totals of :func:`layer_row` over a workload's GEMM rows (``out``:
+    float64, N_OUT: the totals of LAYER_FIELDS, the MAC count and the passes)."""
+    q_if, q_fl, q_of = capacities(if_bits, fl_bits, of_bits, a_bits, w_bits)
+    for j in range(out.shape[0]):
+        out[j] = 0.0
+    row = np.empty(N_ROW, dtype=np.int64)
+    for i in range(gemms.shape[0]):
+        M = gemms[i, 0]
+        K = gemms[i, 1]
+        N = gemms[i, 2]
+        cnt = gemms[i, 3]
+        layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
+                  mode, row)
+        for j in range(8):
+            out[j] += float(row[j]) * cnt
+        out[8] += float(M) * K * N * cnt
+        out[9] += float(row[8]) * cnt
 
 
 @numba.njit(cache=True)
 def batch_eval(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode):
-    """:func:`design_eval` for ``n`` designs given as parameter arrays; returns ``(n, 9)``."""
+    """:func:`design_eval` for ``n`` designs given as parameter arrays; returns ``(n, N_OUT)``."""
     n = R.shape[0]
-    res = np.empty((n, 9))
-    buf = np.empty(9)
+    res = np.empty((n, N_OUT))
+    buf = np.empty(N_OUT)
     for d in range(n):
         design_eval(gemms, R[d], C[d], df[d], if_bits[d], fl_bits[d], of_bits[d], bw_bits[d],
                     a_bits[d], w_bits[d], mode, buf)
-        for j in range(9):
+        for j in range(N_OUT):
             res[d, j] = buf[j]
     return res

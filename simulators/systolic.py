@@ -1,69 +1,120 @@
-"""A generic R x C systolic array running GEMM layers (os / ws / is dataflows).
+"""A generic R x C systolic array running GEMM and convolution layers (os / ws / is dataflows).
 
-Reproduces: SCALE-Sim 3.0.0's reported "Total Cycles" in CALC mode, exactly,
-quirks included (``mode="scalesim"``; golden data in
-``tests/data/scalesim_goldens.csv``).  The default mode is the cycle count of a
-register-level array (``rtl_models/systolic`` steps it register by register and
-the tests assert equal counts) plus a DRAM-bandwidth stall model.
+Modes
+-----
+* ``mode="default"`` (the env): the cycle count of a register-level array (``rtl_models/systolic``
+  steps it register by register; the tests assert equal counts) fed by three double-buffered
+  SRAMs and a DRAM of a given bandwidth, each layer mapped by the mapper below
+  (``mapping="best"``) or by the pre-mapper fixed loop order (``mapping="fixed"``, kept for
+  comparison: ``--sim-opt mapping=fixed``).
+* ``mode="scalesim"``: SCALE-Sim 3.0.0's reported "Total Cycles" in CALC mode, exactly, quirks
+  included, and its SRAM/DRAM word counts where they are closed-form (golden data:
+  ``tests/data/scalesim_goldens.csv``, ``tests/data/scalesim_topology_goldens.csv``).
+* ``mode="scalesim-user"``: SCALE-Sim 3.0.0's USER (bandwidth-limited) mode, exactly: its "Total
+  Cycles", "Stall Cycles" and DRAM word counts with ``dram_bw_bytes`` words (bytes) per cycle for
+  all three operands (``simulators._systolic_user``; golden data ``tests/data/scalesim_user_goldens.csv``).
+  A walk over every demand line of every layer: its cost grows with the cycle count, so it is a
+  validation mode for small layers, not a search mode.
 
-Cycle model (per GEMM ``(M x K) @ (K x N)``; dataflow maps it to spatial rows
-``Sr``, spatial columns ``Sc`` and a temporal length ``T``:
-os: (M, N, K), ws: (K, N, M), is: (K, M, N); scalesim.md §1.6):
+The array (every mode)
+----------------------
+A GEMM ``(M x K) @ (K x N)`` maps to spatial rows ``A``, spatial columns ``B`` and a streamed
+dim ``T``: os ``(M, N, K)``, ws ``(K, N, M)``, is ``(K, M, N)`` (SCALE-Sim's
+``calc_spatio_temporal_params``).  A *pass* loads one stationary R x C block, streams ``t``
+elements and drains: ``2R + C + t - 2`` cycles in the default mode (R to preload the stationary
+operand or drain the output-stationary results, ``R + C - 2`` of skew); the fill and drain
+``F = 2R + C - 2`` is paid once per pass.  SCALE-Sim runs ``ceil(A/R) * ceil(B/C)`` passes of the
+whole ``T``, each ``T + R + C - 2`` cycles for os (it does not serialise the OS drain,
+scale-sim-v3 issue #4) and ``2R + C + T - 2`` for ws/is, and reports the last 0-based cycle
+index (one less, SCALE-Sim issue #125).
 
-* folds = ceil(Sr / R) * ceil(Sc / C), run back to back;
-* ``mode="default"``: every fold takes ``2R + C + T - 2`` cycles (R to preload
-  the stationary operand or to drain the output-stationary results, T to
-  stream, R + C - 2 of skew); the layer then takes
-  ``max(compute, DRAM bits / bandwidth)`` (transfers double-buffered behind
-  compute; the longer one sets the time);
-* ``mode="scalesim"``: per fold ``T + R + C - 2`` for os (SCALE-Sim does not
-  serialise the OS drain, upstream scale-sim-v3 issue #4) and ``2R + C + T - 2``
-  for ws/is, minus 1 per layer (the reported value is a 0-based cycle index,
-  SCALE-Sim issue #125), and no stalls (CALC mode is stall-free by definition).
+The mapper (``mode="default"``, ``mapping="best"``)
+--------------------------------------------------
+Operands by role: ``S = (A, B)`` is held in the PEs during a pass (os: ofmap, ws: filter, is:
+ifmap), ``P = (A, T)`` enters along the rows, ``Q = (B, T)`` along the columns.  A mapping is
 
-Why the default differs: a real array must drain R rows of OS results before
-the next fold reuses the accumulators, and a count of cycles is not a 0-based
-index; SCALE-Sim's own maintainers agree on both (scalesim.md §1.7).
+* a tile size for each of M, K and N: a power of two below the dim, or the whole dim;
+* an order of the three DRAM loops over the tiles;
+* for each operand, whether its tile is held in its SRAM.  Each SRAM is double-buffered, so a
+  held tile must fit in half of it: ifmap at ``act_bits``, filter at ``weight_bits``, ofmap as
+  32-bit partial sums.  A tile that is not held streams through its SRAM.
 
-SRAM traffic follows scalesim.md §1.5 (word counts per operand; exact on all
-367 golden runs).  In scalesim mode DRAM traffic is SCALE-Sim's when each SRAM
-holds its operand (ifmap M*K, filter K*N, OFMAP M*N for os and M*N*ceil(K/R)
-for ws/is; exact on all 255 such golden runs).  With SRAMs too small for that,
-SCALE-Sim's reads come from its read buffers' prefetch-trigger heuristic (sets
-of 1 % of the SRAM, refetch on a full working set) and its writes from its
-drain bookkeeping (padding of partial lines counted); we do not replicate that
-buffer-management artifact, which needs a walk over every demand line of the
-layer (tests/data/gen_scalesim_goldens.py records the numbers).  In default
-mode ws/is partial sums are accumulated in the output SRAM (read-modify-write,
-``psum_sram_reads``) and only spill to DRAM when an output tile does not fit;
-SCALE-Sim writes every partial sum out (no on-chip accumulation).  DRAM reads
-repeat when an operand's reused block does not fit in the active half of its
-double-buffered SRAM.
+A mapping is legal when every tile the array reads more than once is held: P when the tile
+spans more than C columns (P is read once per column fold), Q when it spans more than R rows
+(read once per row fold; for ws/is these are the partial sums accumulated across row folds).
+Its cost:
 
-Energy and area use the technology table :data:`TECH` (45 nm, Horowitz, ISSCC
-2014, "Computing's energy problem", Table/figure of energy and area per
-operation); entries marked *assumed* are our estimates, not published values.
+* DRAM passes of an operand: 1 if the dim it lacks (ifmap: N, filter: M, ofmap: K) has one
+  tile, or if its tile is held and that dim's loop runs inside every loop (of more than one
+  tile) that changes the tile; otherwise the number of tiles of that dim.  DRAM bits:
+  ``M K a * passes + K N w * passes + M N a + 2 * 32 * M N * (ofmap passes - 1)`` (each extra
+  ofmap pass writes a 32-bit partial sum out and reads it back).
+* compute cycles ``PA * PB * (nT * F + T)``: ``nT`` tiles of T, ``PA = max(ceil(A/R), tiles of A)``
+  and ``PB`` likewise (a tile narrower than the array uses part of it).
+* layer cycles ``max(compute, ceil(DRAM bits / bandwidth bits))`` (transfers double-buffered
+  behind compute); SRAM accesses: P once per column fold, Q once per row fold, S once per T
+  tile, outputs written once per pass over them and read back as partial sums.
+
+**Selection rule: the fewest DRAM bits; among those, the fewest compute cycles.**  The
+bandwidth and the clock do not enter it, so they never change the mapping.
+
+**Optimality (by construction, checked exhaustively in the tests):** at most one operand can
+be reused across a loop of its missing dim (two would each need the other's loop inside its
+own), so every mapping is dominated by one of three cases, "save S/P/Q", in which that
+operand is held and its missing dim is the innermost loop, the other two crossing DRAM once per
+tile of their missing dims.  In a case the DRAM bits depend on two trip counts; for a given
+tile of one dim the other's best tile is the largest the capacities allow, and the third dim's
+tile only costs cycles (largest again).  ``simulators._systolic_mapper.map_roles`` walks the one
+free tile per case from the continuous optimum and stops where a monotone term alone exceeds the
+best so far (so it returns exactly what scanning every candidate, ``map_roles_scan``, returns);
+``simulators._systolic_ref.best_mapping`` enumerates every tile, loop order and holding choice in
+plain Python, and the tests compare the three on random layers.
+
+**Properties** (hypothesis tests in ``tests/test_systolic_properties.py``; counts over 120,000
+(design, workload) pairs each from ``benchmarks/bench_systolic.py`` in benchmarks/README.md).
+Guaranteed by construction: doubling any SRAM never increases DRAM bits (the legal set only
+grows); doubling the bandwidth never increases cycles; latency = cycles / clock; a larger layer
+never moves fewer DRAM bits (its mapping, cut to the smaller layer, is legal there).  Doubling R
+(C) never increases the number of passes and adds ``2R`` (``C``) to each pass's fill and drain;
+it only relaxes the holding rules, so the old mapping stays legal with the same DRAM bits.  Hence
+the **fill/drain bound**: when the chosen mapping's DRAM bits are unchanged, cycles grow by at most
+``passes * 2R`` (``passes * C``), ``passes`` being the old design's passes (``fill_drain_cycles /
+F``).  When the doubled array also saves DRAM bits the rule takes that mapping whatever its cycles;
+the benchmark counted no case where the bound then failed.  Not guaranteed, and counted: the total
+energy can fall when a layer grows (3 of 120,000 pairs: leakage of a slower mapping), and the rule
+(DRAM bits first) can pick mappings that stream short tiles when an SRAM is small, so on prefill
+about a fifth of random designs are more than 10 % slower than with ``mapping="fixed"`` while their
+median energy is a quarter of it.  R and C must be powers of two in this mode (so are the tiles).
+
+Energy and area use :data:`TECH` (45 nm, Horowitz, ISSCC 2014); entries marked *assumed* are
+our estimates, not published values.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
-from archgym.space import Choice, Constraint, DesignSpace, Pow2
-from archgym.workloads import Workload, workload_names
+from archgym.space import Choice, Constraint, DesignSpace, InvalidDesign, Pow2
+from archgym.workloads import Workload, WorkloadError, workload_names
 
 from . import _systolic_kernels as _kern
+from ._systolic_mapper import map_gemm
+from ._systolic_report import LayerBreakdown
+from ._systolic_user import user_mode
 
-__all__ = ["gemm_cycles", "SystolicSimulator", "TECH", "DATAFLOWS", "MODES", "layer_model"]
+__all__ = ["gemm_cycles", "SystolicSimulator", "TECH", "DATAFLOWS", "MODES", "MAPPINGS", "layer_model"]
 
 DATAFLOWS = ("os", "ws", "is")
-MODES = ("default", "scalesim")
+MODES = ("default", "scalesim", "scalesim-user")
+MAPPINGS = ("best", "fixed")
+#: largest MAC count of one GEMM instance the int64 kernels price without overflow
+MAX_GEMM_MACS = 1 << 48
 
 # Technology constants.  Source: M. Horowitz, "Computing's energy problem (and
 # what we can do about it)", ISSCC 2014 (45 nm, 0.9 V) unless marked assumed.
@@ -87,6 +138,13 @@ TECH: dict[str, float] = {
     "leak_w_per_mm2": 0.02,
 }
 
+# Raw designs (check_design): what the model can honestly price.  Integer parameters: name ->
+# (low, high); the mapper also needs power-of-two rows and cols.
+_INT_RANGES = {"rows": (1, 4096), "cols": (1, 4096), "ifmap_sram_kb": (1, 1 << 20), "filter_sram_kb": (1, 1 << 20),
+               "ofmap_sram_kb": (1, 1 << 20), "dram_bw_bytes": (1, 1 << 16), "act_bits": (1, 32),
+               "weight_bits": (1, 32)}
+_CLOCK_MHZ = (1e-3, 1e5)
+
 
 def _df_code(dataflow: str) -> int:
     try:
@@ -108,13 +166,18 @@ def _check_dims(**dims: Any) -> None:
             raise ValueError(f"{k}={v!r} must be a positive integer")
 
 
-def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str, mode: str = "scalesim") -> int:
-    """Compute cycles of the GEMM ``(M x K) @ (K x N)`` on a ``rows x cols`` array.
+def _is_pow2(v: int) -> bool:
+    return v >= 1 and v & (v - 1) == 0
 
-    ``mode="scalesim"`` returns SCALE-Sim 3.0.0's reported "Total Cycles" (CALC
-    mode) for the topology row ``M, N, K``; ``mode="default"`` returns the
-    register-level count (see the module docstring).  Plain Python: this is the
-    slow reference the numba kernels are tested against.
+
+def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str, mode: str = "scalesim") -> int:
+    """Compute cycles of the GEMM ``(M x K) @ (K x N)`` on a ``rows x cols`` array, one pass
+    per fold over the whole streamed dim (no tiling).
+
+    ``mode="scalesim"`` returns SCALE-Sim 3.0.0's reported "Total Cycles" (CALC mode) for the
+    topology row ``M, N, K``; ``mode="default"`` the register-level count (see the module
+    docstring), which is also the mapper's cycles when it does not tile the streamed dim.
+    Plain Python: the slow reference the numba kernels are tested against.
     """
     _check_dims(M=M, K=K, N=N, rows=rows, cols=cols)
     df = _df_code(dataflow)
@@ -131,13 +194,29 @@ def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str, mod
 def layer_model(
     M: int, K: int, N: int, *, rows: int, cols: int, dataflow: str, ifmap_sram_kb: int, filter_sram_kb: int,
     ofmap_sram_kb: int, dram_bw_bytes: int, act_bits: int, weight_bits: int, mode: str = "default",
+    mapping: str = "best",
 ) -> dict[str, int]:
-    """Slow reference of one layer: cycles, SRAM word counts and DRAM bits.
+    """One layer: cycles, SRAM word counts and DRAM bits, by the model of the module docstring.
 
-    Written independently of the numba kernel; the tests compare the two.
+    ``mode="scalesim"`` and ``mapping="fixed"`` are plain Python, written independently of the
+    numba kernel (the tests compare the two).  ``mapping="best"`` (default mode) calls the
+    mapper kernel; its plain-Python twin is :func:`simulators._systolic_ref.best_mapping`.
     """
-    cyc = gemm_cycles(M, K, N, rows, cols, dataflow, mode)
+    _check_dims(M=M, K=K, N=N, rows=rows, cols=cols, ifmap_sram_kb=ifmap_sram_kb, filter_sram_kb=filter_sram_kb,
+                ofmap_sram_kb=ofmap_sram_kb, dram_bw_bytes=dram_bw_bytes, act_bits=act_bits, weight_bits=weight_bits)
     df, md = _df_code(dataflow), _mode_code(mode)
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping={mapping!r}; allowed: {', '.join(MAPPINGS)}")
+    if md == 0 and mapping == "best":
+        if not (_is_pow2(rows) and _is_pow2(cols)):
+            raise ValueError(f"rows={rows}, cols={cols}: the mapper needs powers of two (use mapping='fixed')")
+        half = (ifmap_sram_kb * 4096 // act_bits, filter_sram_kb * 4096 // weight_bits,
+                ofmap_sram_kb * 4096 // _kern.PSUM_BITS)
+        r = map_gemm(M, K, N, rows, cols, df, *half, act_bits, weight_bits, _kern.PSUM_BITS)
+        dram = -(-(r[5] + r[6]) // (dram_bw_bytes * 8))
+        return dict(compute_cycles=r[0], cycles=max(r[0], dram), ifmap_sram_reads=r[1], filter_sram_reads=r[2],
+                    ofmap_sram_writes=r[3], psum_sram_reads=r[4], dram_read_bits=r[5], dram_write_bits=r[6])
+    cyc = gemm_cycles(M, K, N, rows, cols, dataflow, mode)
     R, C = rows, cols
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
     kf = cdiv(K, R)
@@ -180,36 +259,41 @@ def layer_model(
     )
 
 
-@dataclass(frozen=True)
-class _Arrays:
-    """Parameter value arrays of a design space, for vectorised index -> value lookup."""
-
-    values: tuple[np.ndarray, ...]
-
-
 class SystolicSimulator(Simulator):
-    """Generic systolic-array accelerator (SCALE-Sim-compatible cycle model).
+    """Generic systolic-array accelerator (SCALE-Sim-compatible cycle model, mapped layers).
 
     Design parameters: ``rows``, ``cols`` (PE array), ``dataflow`` (os/ws/is),
-    ``ifmap_sram_kb``, ``filter_sram_kb``, ``ofmap_sram_kb`` (double-buffered
-    SRAMs), ``dram_bw_bytes`` (bytes per cycle), ``clock_mhz``, ``act_bits``,
-    ``weight_bits``.  Workloads: any decoder or ViT workload of the zoo
-    (``archgym.workloads.workload_names()``), GEMM layers only.
+    ``ifmap_sram_kb``, ``filter_sram_kb``, ``ofmap_sram_kb`` (double-buffered SRAMs),
+    ``dram_bw_bytes`` (bytes per cycle), ``clock_mhz``, ``act_bits``, ``weight_bits``.
 
-    ``mode="scalesim"`` switches cycles, SRAM and DRAM counts to SCALE-Sim 3.0.0
-    CALC-mode semantics (stall-free, its quirks included).
+    Options: ``mode`` ("default", "scalesim" or "scalesim-user", see the module docstring), ``mapping`` ("best":
+    the mapper; "fixed": the pre-mapper loop order; default mode only), ``max_area_mm2`` (area
+    budget; a design over it is infeasible).  ``Metrics.breakdown[layer_name]`` has each layer's
+    cycles, latency, energy and chosen mapping (:class:`simulators._systolic_report.LayerBreakdown`).
     """
 
     name = "systolic"
     reference = (
-        "SCALE-Sim 3.0.0 'Total Cycles' (CALC mode): exact in mode='scalesim' "
-        "(tests/data/scalesim_goldens.csv); default mode = register-level count "
-        "(rtl_models/systolic), exact on small shapes"
+        "SCALE-Sim 3.0.0 'Total Cycles' (CALC mode): exact per layer in mode='scalesim' "
+        "(tests/data/scalesim_goldens.csv, scalesim_topology_goldens.csv); default mode = register-level "
+        "count (rtl_models/systolic, exact on small shapes) with each layer's best mapping (exact over its "
+        "legal set, checked by exhaustive search); DRAM traffic compared with ZigZag 3.9.1 (experiments/systolic)"
     )
+    accepts = ("any workload of GEMM, convolution (lowered by im2col as SCALE-Sim does) or MoE layers "
+               "(router + expert GEMMs); SCALE-Sim topology CSVs keep their layer names")
 
-    def __init__(self, mode: str = "default", max_area_mm2: float = 25.0) -> None:
+    def __init__(self, mode: str = "default", mapping: str = "best", max_area_mm2: float = 25.0) -> None:
         self.mode = mode
         self._mode = _mode_code(mode)
+        if mapping not in MAPPINGS:
+            raise ValueError(f"mapping={mapping!r}; allowed: {', '.join(MAPPINGS)}")
+        if mapping != "best" and mode != "default":
+            raise ValueError(f"mapping={mapping!r} applies to mode='default' only (mode={mode!r} has no mapper)")
+        self.mapping = mapping
+        self._code = _kern.SCALESIM if self._mode >= 1 else (_kern.MAPPED if mapping == "best" else _kern.FIXED)
+        if isinstance(max_area_mm2, bool) or not isinstance(max_area_mm2, (int, float)) \
+                or not math.isfinite(max_area_mm2) or max_area_mm2 <= 0:
+            raise ValueError(f"max_area_mm2={max_area_mm2!r} must be a finite number > 0")
         self.max_area_mm2 = float(max_area_mm2)
         self._space = self._build_space()
         self._vals = tuple(np.asarray(p.values) for p in self._space.params)
@@ -248,6 +332,61 @@ class SystolicSimulator(Simulator):
         names.remove("llama-2-7b/prefill")
         return ("llama-2-7b/prefill", *names)
 
+    def check_design(self, design: Mapping[str, Any]) -> dict:
+        """Validate a raw design for :meth:`evaluate` (it need not lie on the env's grid).
+
+        Integers: rows and cols 1-4096 (powers of two for the mapper), SRAMs 1 kB - 1 GB,
+        ``dram_bw_bytes`` 1-65536, bit widths 1-32; ``clock_mhz`` a finite number in
+        [0.001, 100000]; ``dataflow`` one of os/ws/is.  Returns the design as a plain dict;
+        raises :class:`archgym.InvalidDesign` naming the parameter, the value and what is
+        allowed.
+        """
+        if not isinstance(design, Mapping):
+            raise InvalidDesign(f"a design must be a mapping of parameter names to values, got {type(design).__name__}")
+        names = self._space.names
+        for k in names:
+            if k not in design:
+                raise InvalidDesign(f"missing parameter {k!r}")
+        for k in design:
+            if k not in names:
+                raise InvalidDesign(f"unknown parameter {k!r}; parameters: {', '.join(names)}")
+        out: dict[str, Any] = {}
+        for k, (lo, hi) in _INT_RANGES.items():
+            v = design[k]
+            ok = not isinstance(v, (bool, np.bool_)) and (
+                isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and math.isfinite(v)
+                                                     and float(v).is_integer()))
+            if not ok or not lo <= v <= hi:
+                raise InvalidDesign(f"{k}={v!r} is not allowed; allowed: integers {lo} to {hi}")
+            out[k] = int(v)
+        if self._code == _kern.MAPPED:
+            for k in ("rows", "cols"):
+                if not _is_pow2(out[k]):
+                    raise InvalidDesign(f"{k}={out[k]} is not a power of two; the mapper (mode='default') prices "
+                                        "power-of-two arrays (1 to 4096); mapping='fixed' or mode='scalesim' "
+                                        "take any size")
+        v = design["clock_mhz"]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(v) or not _CLOCK_MHZ[0] <= v <= _CLOCK_MHZ[1]:
+            raise InvalidDesign(f"clock_mhz={v!r} is not allowed; allowed: a number from {_CLOCK_MHZ[0]:g} to "
+                                f"{_CLOCK_MHZ[1]:g}")
+        out["clock_mhz"] = v
+        if design["dataflow"] not in DATAFLOWS:
+            raise InvalidDesign(f"dataflow={design['dataflow']!r} is not allowed; allowed: {', '.join(DATAFLOWS)}")
+        out["dataflow"] = design["dataflow"]
+        return {k: out[k] for k in names}
+
+    def check_workload(self, workload: Workload) -> None:
+        """Any GEMM/convolution/MoE workload, each GEMM instance at most 2**48 MACs (the
+        int64 cycle and traffic counts of the kernels)."""
+        super().check_workload(workload)
+        for name, gemms in workload.lowered():
+            for g in gemms:
+                if g.m * g.k * g.n > MAX_GEMM_MACS:
+                    raise WorkloadError(
+                        f"{self.name} cannot price layer {name!r} of {workload.source!r}: {g.m}x{g.k}x{g.n} is "
+                        f"{g.m * g.k * g.n:,} MACs per instance; at most 2**48 (int64 counts)")
+
     # --- model ---------------------------------------------------------------------
     def gemms(self, workload: str | Workload) -> np.ndarray:
         """``(m, k, n, count)`` rows of a workload's lowered GEMMs (convolutions by im2col,
@@ -259,44 +398,122 @@ class SystolicSimulator(Simulator):
         return float(_area_um2(d["rows"], d["cols"], d["act_bits"], d["weight_bits"],
                                d["ifmap_sram_kb"] + d["filter_sram_kb"] + d["ofmap_sram_kb"]) * 1e-6)
 
-    def evaluate(self, design: Mapping[str, Any], workload: str | Workload) -> Metrics:
-        """Metrics of one design on a workload (cycles, latency, energy, area, traffic)."""
+    def _evaluate(self, design: dict, workload: Workload) -> Metrics:
+        """Metrics of one (checked) design on a (checked) workload, with the per-layer breakdown."""
         d = design
-        g = self.gemms(workload)
-        out = np.empty(9)
-        _kern.design_eval(
+        g = workload.gemm_array()
+        rows = np.empty((g.shape[0], _kern.N_ROW), dtype=np.int64)
+        out = np.empty(_kern.N_OUT)
+        _kern.design_rows(
             g, d["rows"], d["cols"], DATAFLOWS.index(d["dataflow"]), d["ifmap_sram_kb"] * 8192,
             d["filter_sram_kb"] * 8192, d["ofmap_sram_kb"] * 8192, d["dram_bw_bytes"] * 8,
-            d["act_bits"], d["weight_bits"], self._mode, out,
+            d["act_bits"], d["weight_bits"], self._code, rows, out,
         )
-        v = _derive(
-            out.tolist(), d["rows"], d["cols"], d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"],
-            d["clock_mhz"], d["act_bits"], d["weight_bits"],
-        )
+        if self._mode == 2:
+            self._user_rows(d, workload, rows, out)
+        consts = (d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"],
+                  d["clock_mhz"], d["act_bits"], d["weight_bits"], self._mode)
+        tot = out.tolist()  # Python floats: scalar numpy arithmetic is several times slower
+        v = _derive(tot[:8], tot[8], tot[9], *consts)
         area = v.pop("area_mm2")
         if area > self.max_area_mm2:
             return Metrics.infeasible(f"area {area:.1f} mm^2 exceeds the {self.max_area_mm2:g} mm^2 budget",
                                       area_mm2=area)
+        per_layer = functools.partial(_per_layer, consts)
         return Metrics(
             cycles=int(out[1]), latency_s=v.pop("latency_s"), energy_j=v.pop("energy_j"), power_w=v.pop("power_w"),
             area_mm2=area, onchip_bytes=v.pop("onchip_bytes"), dram_bytes=v.pop("dram_bytes"),
             throughput_per_s=v.pop("throughput_per_s"), utilization_frac=v.pop("utilization_frac"), extra=v,
+            breakdown=LayerBreakdown(workload, rows, g[:, 3], d["dataflow"], self._code, per_layer),
         )
 
+    def distinct_gemms(self, workload: str | Workload) -> np.ndarray:
+        """:meth:`gemms` with rows of the same shape merged (counts summed): what the batched
+        kernel prices, each distinct ``(m, k, n)`` once per design (identical GEMMs price
+        identically).  Cached per workload."""
+        w = self.workload(workload)
+        cache = self.__dict__.setdefault("_distinct", {})
+        g = cache.get(w.key)
+        if g is None:
+            a = w.gemm_array()
+            shapes, inv = np.unique(a[:, :3], axis=0, return_inverse=True)
+            counts = np.bincount(inv.ravel(), weights=a[:, 3]).astype(np.int64)
+            g = np.ascontiguousarray(np.column_stack([shapes, counts]).astype(np.int64))
+            g.setflags(write=False)
+            if len(cache) >= 64:
+                cache.clear()
+            cache[w.key] = g
+        return g
+
+    def _user_rows(self, d: dict, workload: Workload, rows: np.ndarray, out: np.ndarray) -> None:
+        """USER mode: replace each row's cycles and DRAM bits by SCALE-Sim's walk (SRAM counts stay
+        the closed form of CALC mode, which USER mode shares), then redo the totals."""
+        from archgym.workloads import Conv
+
+        cache = self.__dict__.setdefault("_user_cache", {})
+        lowered = dict(workload.lowered())
+        i = 0
+        for layer in workload.layers:
+            gemms = lowered.get(layer.name)
+            if gemms is None:
+                continue
+            for g in gemms:
+                conv = None
+                if isinstance(layer, Conv) and layer.batch == 1 and layer.groups == 1 \
+                        and layer.stride_h == layer.stride_w:
+                    conv = (layer.in_h, layer.in_w, layer.filter_h, layer.filter_w, layer.channels,
+                            layer.num_filters, layer.stride_h)
+                key = (g.m, g.n, g.k, conv, d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"],
+                       d["filter_sram_kb"], d["ofmap_sram_kb"], d["dram_bw_bytes"])
+                r = cache.get(key)
+                if r is None:
+                    r = user_mode(g.m, g.n, g.k, d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"],
+                                  d["filter_sram_kb"], d["ofmap_sram_kb"], d["dram_bw_bytes"], conv)
+                    if len(cache) >= 4096:
+                        cache.clear()
+                    cache[key] = r
+                rows[i, 1] = r["total_cycles"]
+                rows[i, 0] = r["total_cycles"] - r["stall_cycles"]
+                rows[i, 6] = 8 * (r["ifmap_dram_reads"] + r["filter_dram_reads"])
+                rows[i, 7] = 8 * r["ofmap_dram_writes"]
+                i += 1
+        cnt = workload.gemm_array()[:, 3].astype(float)
+        out[:8] = (rows[:, :8] * cnt[:, None]).sum(axis=0)
+
     def evaluate_batch(self, indices: np.ndarray, workload: str | Workload) -> dict[str, np.ndarray]:
-        """Numba-batched evaluation of index vectors ``(n, 10)``; returns metric arrays."""
-        idx = np.asarray(indices, dtype=np.int64)
+        """Numba-batched evaluation of index vectors ``(n, 10)``; returns metric arrays (no
+        breakdown; each distinct GEMM shape of the workload is priced once per design).  USER
+        mode evaluates design by design."""
+        if self._mode == 2:
+            return super().evaluate_batch(indices, workload)
+        idx = self._space.check_indices(indices)
         vals = [v[idx[:, j]] for j, v in enumerate(self._vals)]
         rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = vals
         res = _kern.batch_eval(
-            self.gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
+            self.distinct_gemms(workload), rows.astype(np.int64), cols.astype(np.int64), idx[:, 2].copy(),
             ifk.astype(np.int64) * 8192, flk.astype(np.int64) * 8192, ofk.astype(np.int64) * 8192,
-            bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._mode,
+            bw.astype(np.int64) * 8, ab.astype(np.int64), wb.astype(np.int64), self._code,
         )
-        out = _derive(res.T, rows, cols, ifk, flk, ofk, clk, ab, wb)
+        cols_ = np.ascontiguousarray(res.T)  # one copy, then every column op runs on contiguous data
+        out = _derive(cols_[:8], cols_[8], cols_[9], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
         out["cycles"] = res[:, 1]
         out["feasible"] = out["area_mm2"] <= self.max_area_mm2
         return out
+
+
+def _per_layer(consts, totals, macs, passes):
+    """The breakdown's per-layer metrics: :func:`_derive`, plus per-operand SRAM energy and the
+    array's SRAM accesses (their sums are ``sram_energy_j`` and the SRAM byte counts)."""
+    v = _derive(totals, macs, passes, *consts)
+    _r, _c, _df, ifk, flk, ofk, _clk, ab, wb, _m = consts
+    v["ifmap_sram_energy_j"] = totals[2] * ab * _sram_pj_per_bit(ifk) * 1e-12
+    v["filter_sram_energy_j"] = totals[3] * wb * _sram_pj_per_bit(flk) * 1e-12
+    v["ofmap_sram_energy_j"] = (totals[4] + totals[5]) * _kern.PSUM_BITS * _sram_pj_per_bit(ofk) * 1e-12
+    v["ifmap_sram_read_bits"] = totals[2] * ab
+    v["filter_sram_read_bits"] = totals[3] * wb
+    v["ofmap_sram_write_bits"] = totals[4] * _kern.PSUM_BITS
+    v["ofmap_sram_read_bits"] = totals[5] * _kern.PSUM_BITS
+    return v
 
 
 def _area_um2(rows, cols, act_bits, weight_bits, sram_kb_total):
@@ -310,14 +527,23 @@ def _sram_pj_per_bit(kb):
     return TECH["sram_pj_per_64b_at_8kb"] / 64.0 * (kb / 8.0) ** 0.5
 
 
-def _derive(res, rows, cols, ifk, flk, ofk, clk, ab, wb) -> dict[str, np.ndarray]:
+def _fill_drain(rows, cols, dataflow, mode):
+    """Cycles of one pass's fill and drain: ``2R + C - 2``; SCALE-Sim's os ``R + C - 2``."""
+    if mode == 0:
+        return 2 * rows + cols - 2
+    if isinstance(dataflow, str):
+        return rows + cols - 2 if dataflow == "os" else 2 * rows + cols - 2
+    return np.where(np.asarray(dataflow) == "os", rows + cols - 2, 2 * rows + cols - 2)
+
+
+def _derive(res, macs, passes, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb, mode) -> dict[str, np.ndarray]:
     """Latency, energy, power, area and traffic from kernel totals.
 
-    ``res`` is the 9 totals of :func:`_kern.design_eval` (scalars or arrays of
-    designs); the other arguments are scalars or arrays alike.
+    ``res`` is the 8 totals of LAYER_FIELDS (scalars or arrays of designs or layers); the
+    other arguments are scalars or arrays alike.
     """
     t = TECH
-    compute, cycles, if_rd, fl_rd, of_wr, ps_rd, dram_rd, dram_wr, macs = res
+    compute, cycles, if_rd, fl_rd, of_wr, ps_rd, dram_rd, dram_wr = res
     latency = cycles / (clk * 1e6)
     mac_pj = macs * (t["mult_pj_8x8"] * ab * wb / 64.0 + t["add32_pj"])
     # outputs/partial sums are written at 32 bits (accumulators), reads of partial sums likewise
@@ -339,6 +565,7 @@ def _derive(res, rows, cols, ifk, flk, ofk, clk, ab, wb) -> dict[str, np.ndarray
         "utilization_frac": macs / (cycles * rows * cols),
         "compute_cycles": compute,
         "stall_cycles": cycles - compute,
+        "fill_drain_cycles": passes * _fill_drain(rows, cols, dataflow, mode),
         "mac_count": macs,
         "sram_read_bytes": (if_rd * ab + fl_rd * wb + ps_rd * _kern.PSUM_BITS) / 8.0,
         "sram_write_bytes": of_wr * _kern.PSUM_BITS / 8.0,

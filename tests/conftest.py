@@ -32,3 +32,45 @@ def _mutation_rank(item) -> int:
 def pytest_collection_modifyitems(config, items):
     if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
         items.sort(key=_mutation_rank)
+
+def _torchvision_ops_for_cpu_torch():
+    """Let PyPI's torchvision import next to the CPU torch wheel.
+
+    torchvision 0.28.0, the only release built for torch==2.13.0, ships C++ operators linked
+    against CUDA libraries the CPU wheel lacks; its import then fails with "operator
+    torchvision::nms does not exist" (transformers and timm import it too).  Its model
+    definitions are pure Python: where its operator library does not load, define the two
+    operator schemas its import registers fake kernels for.  Where the library loads (a CUDA
+    torch), nothing is touched.  docs/workloads.md tells users the same."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or importlib.util.find_spec("torch") is None:
+        return None
+    import glob
+
+    import torch
+
+    libs = glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))
+    try:
+        for path in libs:
+            torch.ops.load_library(path)
+        if libs:
+            return None
+    except (OSError, RuntimeError):
+        pass
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    return lib  # must stay alive: dropping it unregisters the schemas
+
+
+_TORCHVISION_SHIM = _torchvision_ops_for_cpu_torch()
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rtl_cache(tmp_path_factory):
+    """One Verilator/Icarus build cache per test session (tests/test_hdl_*.py), outside the checkout."""
+    return tmp_path_factory.mktemp("rtl-cache")

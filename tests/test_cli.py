@@ -103,3 +103,16 @@ def test_agent_hyperparameters_are_typed_run_options(tmp_path, capsys):
 
     params = sqlite3.connect(db).execute("SELECT params FROM runs").fetchone()[0]
     assert '"pop_size": 8' in params
+
+
+def test_eval_layers_prints_the_per_layer_breakdown(capsys):
+    code, out, _ = run_cli(capsys, "eval", "archgym/BitMoD-v0", "--workload", "opt-125m/decode", "--layers")
+    assert code == 0
+    lines = out.splitlines()
+    head = next(i for i, l in enumerate(lines) if l.startswith("layer "))
+    assert lines[head].split()[:4] == ["layer", "cycles", "latency_s", "energy_j"]
+    names = [l.split()[0] for l in lines[head + 1:]]
+    assert names[:4] == ["q_proj", "k_proj", "v_proj", "o_proj"] and "lm_head" in names
+    total = next(l for l in lines if l.startswith("cycles = "))
+    layer_sum = sum(int(l.split()[1].replace(",", "")) for l in lines[head + 1:] if not l.startswith("unit:"))
+    assert total == f"cycles = {layer_sum:,} cycles"

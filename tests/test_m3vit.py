@@ -1,12 +1,17 @@
 """M3ViT FPGA model: Table 4 reproduction, routing data, kernels vs references, bad input, env contract.
 
-Paper numbers: /work/shared/reference/m3vit.md §2.4 (Table 4) and §2.5 (11.610 MiB, 2.40x,
-9.23x, 8.88x).  Tolerances are the issue's ("[m3vit]" part 2): dense and reordered latency 5%,
-reordered within 1% of dense, memory 5%, cache-based latency 15%.
+Paper numbers are read from tests/data/m3vit_paper.json (M3ViT, NeurIPS 2022, Table 4 and
+§4.3; never from the module under test).  Tolerances: dense and reordered latency 5 %,
+reordered within 1 % of dense, memory 5 %, cache-based latency 15 %.  Calibration: the
+model's constants were chosen on PASCAL-Context numbers only (tests marked "calibration");
+NYUD-v2 numbers are held out ("held out": predictions with the same constants, only the
+token count differs).  Hand-computed checks of every metric: tests/test_m3vit_oracle.py;
+evaluate_batch against evaluate: tests/test_m3vit_batch.py.
 """
 
+import json
 import math
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,45 +24,72 @@ from archgym.workloads import workload
 from archgym.workloads.routing import Routing, generate_routing, routing_from_torch, routing_from_weights
 from simulators import _m3vit_kernels as kern
 from simulators.m3vit import (
-    DEFAULT_DESIGN, PAPER_TABLE4, M3ViTSimulator, lru_misses_reference, memory_inventory, simulate,
-    timeline_reference,
+    DEFAULT_DESIGN, M3ViTSimulator, lru_misses_reference, memory_inventory, simulate, timeline_reference,
 )
 
 MIB = 2.0**20
+PAPER = json.loads((Path(__file__).parent / "data" / "m3vit_paper.json").read_text())
+T4 = PAPER["table4"]
 
 
 # --- Table 4 ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("ds", ["pascal", "nyud"])  # PASCAL calibrates, NYUD is the independent check
-def test_table4_latency(ds):
+def _check_latency(ds):
     dense, reorder, cache = (simulate(ds, s).latency_s * 1e3 for s in ("dense", "reorder", "cache"))
-    assert dense == pytest.approx(PAPER_TABLE4["dense"][f"{ds}_ms"], rel=0.05)
-    assert reorder == pytest.approx(PAPER_TABLE4["reorder"][f"{ds}_ms"], rel=0.05)
+    assert dense == pytest.approx(T4["dense"][f"{ds}_ms"], rel=0.05)
+    assert reorder == pytest.approx(T4["reorder"][f"{ds}_ms"], rel=0.05)
     assert 0.0 <= reorder / dense - 1.0 <= 0.01          # paper: +0.15% (PASCAL), +0.14% (NYUD)
-    assert cache == pytest.approx(PAPER_TABLE4["cache"][f"{ds}_ms"], rel=0.15)
-    paper_ratio = PAPER_TABLE4["cache"][f"{ds}_ms"] / PAPER_TABLE4["reorder"][f"{ds}_ms"]  # 9.23x / 8.88x
+    assert cache == pytest.approx(T4["cache"][f"{ds}_ms"], rel=0.15)
+    paper_ratio = T4["cache"][f"{ds}_ms"] / T4["reorder"][f"{ds}_ms"]  # 9.23x / 8.88x
     assert cache / reorder == pytest.approx(paper_ratio, rel=0.15)
 
 
-@pytest.mark.parametrize("ds", ["pascal", "nyud"])
-def test_table4_energy_is_latency_times_10w(ds):
+def test_table4_latency_pascal_calibration():
+    """Calibration: pe_out = 96 and 2 AXI ports were chosen on these PASCAL latencies."""
+    _check_latency("pascal")
+
+
+def test_table4_latency_nyud_held_out():
+    """Held out: NYUD-v2 (1201 tokens) with the constants fitted on PASCAL."""
+    _check_latency("nyud")
+
+
+@pytest.mark.parametrize("ds", ["pascal", "nyud"])   # PASCAL: calibration; NYUD: held out
+def test_table4_energy_under_the_papers_fixed_power(ds):
+    """Table 4's energies are latency x an assumed 10 W; with power='fixed' the model follows
+    that convention, so they are checked like the latencies (same tolerances)."""
     for s in ("dense", "reorder", "cache"):
-        m = simulate(ds, s)
-        assert m.power_w == 10.0 and m.energy_j == pytest.approx(10.0 * m.latency_s, rel=1e-12)
-        assert m.energy_j == pytest.approx(PAPER_TABLE4[s][f"{ds}_ms"] * 1e-2, rel=0.15 if s == "cache" else 0.05)
+        m = simulate(ds, s, power="fixed")
+        assert m.energy_j == pytest.approx(T4[s][f"{ds}_j"], rel=0.15 if s == "cache" else 0.05)
+
+
+def test_resource_power_calibration_and_predictions():
+    """Calibration: the static power is fitted so that the paper's design draws M3ViT's 10 W on
+    PASCAL.  Everything else is a prediction with no paper number to meet (the paper measured
+    no per-design power): the same design on NYUD stays within 1 % of 10 W; the cache-based
+    design streams ~17 GB/s from DRAM and draws more; the dense ViT has no queues and draws less."""
+    assert simulate("pascal", "reorder").power_w == pytest.approx(PAPER["power_w"], abs=1e-4)
+    assert simulate("nyud", "reorder").power_w == pytest.approx(PAPER["power_w"], rel=0.01)
+    cache, dense = simulate("pascal", "cache"), simulate("pascal", "dense")
+    assert cache.breakdown["unit:power"]["dram_w"] > 2.0 and cache.power_w > 11.0
+    assert dense.power_w < simulate("pascal", "reorder").power_w
 
 
 def test_rank_order_lru_also_within_tolerance():
     # the plain LRU variant (calibration.md): a sensitivity check, not the default
     for ds in ("pascal", "nyud"):
         m = simulate(ds, "cache", cache_policy="rank_order")
-        assert m.latency_s * 1e3 == pytest.approx(PAPER_TABLE4["cache"][f"{ds}_ms"], rel=0.15)
+        assert m.latency_s * 1e3 == pytest.approx(T4["cache"][f"{ds}_ms"], rel=0.15)
 
 
 def test_table4_memory_from_inventory():
+    """Memory: Table 4 gives one figure per design (both datasets); the buffer sizes follow
+    Edge-MoE's sizing rule and were not fitted (calibration.md)."""
     mem = {s: simulate("pascal", s).onchip_bytes / MIB for s in ("dense", "reorder", "cache", "naive")}
-    for s in mem:
-        assert mem[s] == pytest.approx(PAPER_TABLE4[s]["memory_mib"], rel=0.05)
-    assert mem["naive"] / mem["reorder"] == pytest.approx(11.610 / 4.840, rel=0.05)   # the 2.40x
+    for s in ("dense", "reorder", "cache"):
+        assert mem[s] == pytest.approx(T4[s]["memory_mib"], rel=0.05)
+    assert mem["naive"] == pytest.approx(PAPER["naive_memory_mib"], rel=0.05)
+    assert mem["naive"] / mem["reorder"] == pytest.approx(PAPER["naive_memory_mib"] / T4["reorder"]["memory_mib"],
+                                                          rel=0.05)   # the 2.40x
     # one design for both datasets: the memory does not depend on the dataset
     assert simulate("nyud", "reorder").onchip_bytes == simulate("pascal", "reorder").onchip_bytes
     inv = memory_inventory(DEFAULT_DESIGN, "naive")
@@ -84,13 +116,27 @@ def test_macs_match_zoo_workload():
 
 
 def test_breakdown_partitions_the_frame():
+    """docs/metrics.md: one entry per layer of the workload (cycles, latency_s, energy_j), whose
+    cycles sum to the frame's; energies plus the input/output transfer (unit:io) sum to the
+    frame's; other groupings under unit: keys."""
     for s in ("dense", "reorder", "cache", "naive"):
         m = simulate("nyud", s)
-        units = {k: v for k, v in m.breakdown.items() if k != "memory"}
-        total = sum(v["compute_cycles"] + v["dram_stall_cycles"] for v in units.values())
-        assert total == m.cycles
-        assert sum(v["latency_s"] for v in units.values()) == pytest.approx(m.latency_s, rel=1e-12)
-        assert sum(m.breakdown["memory"].values()) == m.onchip_bytes
+        wl = workload("m3vit-vit-s/nyud" + ("-dense" if s == "dense" else ""))
+        layer_names = {name for name, _ in wl.lowered()}
+        layers = {k: v for k, v in m.breakdown.items() if not k.startswith("unit:")}
+        assert set(layers) == layer_names
+        assert sum(v["cycles"] for v in layers.values()) == m.cycles
+        assert sum(v["compute_cycles"] + v["dram_stall_cycles"] for v in layers.values()) == m.cycles
+        assert sum(v["latency_s"] for v in layers.values()) == pytest.approx(m.latency_s, rel=1e-12)
+        energy = sum(v["energy_j"] for v in layers.values()) + m.breakdown["unit:io"]["energy_j"]
+        assert energy == pytest.approx(m.energy_j, rel=1e-12)
+        assert sum(v["dram_bytes"] for v in layers.values()) + m.breakdown["unit:io"]["dram_bytes"] == m.dram_bytes
+        assert sum(m.breakdown["unit:memory"].values()) == m.onchip_bytes
+        watts = m.breakdown["unit:power"]
+        assert sum(watts.values()) == pytest.approx(m.power_w, rel=1e-12)
+        if s != "dense":
+            parts = m.breakdown["unit:moe_gate"]["cycles"] + m.breakdown["unit:moe_experts"]["cycles"]
+            assert parts == m.breakdown["moe"]["cycles"]
         for v in m.breakdown.values():
             for name in v:
                 unit_of(name)
@@ -107,48 +153,88 @@ def test_reorder_loads_each_active_expert_once_and_cache_misses_more():
     assert full.extra["cache_misses_count"] == 6 * 16 and not full.feasible
 
 
-def test_knobs_move_latency_the_right_way():
-    base = simulate("pascal", "reorder").latency_s
-    assert simulate("pascal", "reorder", prefetch_depth=0).latency_s > base          # no overlap of loads
-    assert simulate("pascal", "reorder", top_k=1).latency_s < base                   # fewer expert MACs
-    assert simulate("pascal", "reorder", clock_mhz=150).latency_s > 1.9 * base
+def test_knobs_move_latency_and_power_the_right_way():
+    base = simulate("pascal", "reorder")
+    assert simulate("pascal", "reorder", prefetch_depth=0).latency_s > base.latency_s   # no overlap of loads
+    assert simulate("pascal", "reorder", top_k=1).latency_s < base.latency_s            # fewer expert MACs
+    slow = simulate("pascal", "reorder", clock_mhz=150)
+    assert slow.latency_s > 1.9 * base.latency_s and slow.power_w < base.power_w
     assert simulate("pascal", "cache", dram_gbps=9.6).latency_s > 1.8 * simulate("pascal", "cache").latency_s
     z = dict(routing_skew="zipf", zipf_s=2.0, dram_gbps=4.8)
     assert simulate("pascal", "reorder", prefetch_depth=3, n_wbuf=4, wbuf_kib=288, **z).latency_s < \
         simulate("pascal", "reorder", prefetch_depth=1, n_wbuf=2, wbuf_kib=288, **z).latency_s
     assert simulate("pascal", "cache", routing_skew="zipf").extra["cache_misses_count"] < \
         simulate("pascal", "cache").extra["cache_misses_count"]
-    act = simulate("pascal", "reorder", power="activity")
-    assert act.feasible and 2.5 < act.power_w < 10.0
+    small = simulate("pascal", "reorder", pe_out=48)                 # half the DSPs
+    assert small.breakdown["unit:power"]["dsp_clock_w"] < base.breakdown["unit:power"]["dsp_clock_w"]
 
 
-def test_evaluation_is_fast_and_deterministic():
+def test_evaluation_is_deterministic():
     sim = M3ViTSimulator()
     d = sim.default_design()
-    sim.evaluate(d, "pascal")
-    t0 = time.perf_counter()
-    for _ in range(50):
-        m = sim.evaluate(d, "pascal")
-    assert (time.perf_counter() - t0) / 50 < 0.010
-    again = sim.evaluate(d, "pascal")
-    assert (again.cycles, again.extra, again.breakdown) == (m.cycles, m.extra, m.breakdown)
+    m = sim.evaluate(d, "pascal")
+    again = M3ViTSimulator().evaluate(d, "pascal")
+    assert (again.cycles, again.energy_j, again.extra, again.breakdown) == (m.cycles, m.energy_j, m.extra,
+                                                                             m.breakdown)
 
 
 # --- bad input and infeasible designs -------------------------------------------------------------
 @pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"n_experts": 1000003}, r"n_experts=1000003 is out of range; allowed: integers 1\.\.256"),
+        ({"clock_mhz": -1}, r"clock_mhz=-1 is out of range; allowed: numbers 1\.\.891"),
+        ({"clock_mhz": 2000}, r"clock_mhz=2000 is out of range"),
+        ({"dram_gbps": float("nan")}, r"dram_gbps=nan is out of range"),
+        ({"dram_gbps": float("inf")}, r"dram_gbps=inf is out of range"),
+        ({"wbuf_kib": -1152}, r"wbuf_kib=-1152 is out of range"),
+        ({"wbuf_kib": 1152.5}, r"wbuf_kib=1152.5 must be an integer"),
+        ({"wbuf_kib": 3 + 4j}, r"wbuf_kib=\(3\+4j\) must be a real number"),
+        ({"pe_out": True}, r"pe_out=True must be a real number"),
+        ({"pe_out": "96"}, r"pe_out='96' must be a real number"),
+        ({"pe_out": 0}, r"pe_out=0 is out of range; allowed: integers 1\.\.4096"),
+        ({"prefetch_depth": -1}, r"prefetch_depth=-1 is out of range; allowed: integers 0\.\.62"),
+        ({"schedule": "lru"}, r"schedule='lru' is not allowed; allowed: naive, cache, reorder"),
+        ({"top_k": 8, "n_experts": 4}, r"top_k=8 exceeds n_experts=4; allowed top_k: 1\.\.4"),
+        ({"pe_rows": 4}, r"unknown parameter 'pe_rows'"),
+    ],
+)
+def test_check_design_names_the_bad_value(over, match):
+    """Issue #16: raw evaluate accepted clock_mhz=-1 (negative latency), NaN, complex values and
+    n_experts=1000003 (asking for 45.8 GiB).  Each is one ValueError naming the value and the range."""
+    sim = M3ViTSimulator()
+    with pytest.raises(ValueError, match=match):
+        sim.evaluate({**DEFAULT_DESIGN, **over}, "pascal")
+    with pytest.raises(ValueError, match=match):
+        if "schedule" in over:                      # simulate() takes the schedule as an argument
+            sim.check_design({**DEFAULT_DESIGN, **over})
+        else:
+            simulate("pascal", "reorder", **over)
+
+
+def test_check_design_accepts_off_grid_values():
+    sim = M3ViTSimulator()
+    d = sim.check_design({**DEFAULT_DESIGN, "pe_out": 100, "clock_mhz": 333.3, "dram_gbps": 12, "wbuf_kib": 1000.0})
+    assert d["pe_out"] == 100 and d["wbuf_kib"] == 1000 and isinstance(d["wbuf_kib"], int)
+    assert d["dram_gbps"] == 12.0 and isinstance(d["dram_gbps"], float)
+    m = sim.evaluate(d, "pascal")
+    assert m.latency_s > 0 and math.isfinite(m.energy_j)
+    with pytest.raises(ValueError, match="missing parameter 'top_k'"):
+        sim.evaluate({k: v for k, v in DEFAULT_DESIGN.items() if k != "top_k"}, "pascal")
+
+
+@pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: simulate("pascal", "reorder", top_k=8, n_experts=4), "top_k=8 exceeds n_experts=4"),
-        (lambda: simulate("coco", "reorder"), "dataset='coco'; allowed: pascal, nyud"),
-        (lambda: simulate("pascal", "lru"), "schedule='lru'; allowed"),
-        (lambda: simulate("pascal", "reorder", pe_rows=4), "unknown design parameter 'pe_rows'"),
-        (lambda: simulate("pascal", "reorder", pe_out=0), "pe_out=0 must be an integer >= 1"),
+        (lambda: simulate("coco", "reorder"), "dataset='coco' is not allowed; allowed: pascal, nyud"),
+        (lambda: simulate("pascal", "lru"), "schedule='lru' is not allowed"),
         (lambda: simulate("nyud", "reorder", task="edge"), "task='edge' for nyud"),
         (lambda: simulate("pascal", "reorder", routing=generate_routing(1025, 16, 2, 6)), "this design needs"),
         (lambda: generate_routing(10, 4, 5, 1), "top_k=5 exceeds n_experts=4"),
         (lambda: generate_routing(10, 4, 2, 1, skew="pareto"), "skew='pareto'"),
         (lambda: routing_from_weights(np.zeros((3, 8)), np.zeros((8, 2)), 3), "top_k=3 exceeds n_experts=2"),
-        (lambda: M3ViTSimulator(power="xpe"), "power='xpe'"),
+        (lambda: M3ViTSimulator(power="activity"), "power='activity' is not allowed; allowed: 'resources', 'fixed'"),
+        (lambda: M3ViTSimulator(token_capacity=0), "token_capacity=0"),
     ],
 )
 def test_bad_input_raises_clear_error(call, match):

@@ -1,10 +1,12 @@
 """Tests for rtl_models.bitmod against a torch reference written here from the published code.
 
 Torch reference = ``search_datatype`` / ``quant_datatype`` / ``quant_int`` of
-abdelfattah-lab/BitMoD-HPCA-25 bitmod_quant/quant_utils/quant_weight.py (reference sheet
-/work/shared/reference/bitmod.md §1.3-§1.5), in the same dtype as the model. One stated
-deviation, shared with the model: the MSE mean accumulates its float64 sum in index order
-(exact for float16 squares) instead of torch's float32 SIMD-order ``mean``.
+abdelfattah-lab/BitMoD-HPCA-25 bitmod_quant/quant_utils/quant_weight.py (the artifact of
+BitMoD, Chen et al., HPCA 2025) and, for the INT8 second-level scale, the dev code
+yc2367/BitMoD wiki_c4_ppl/quant_utils/quant_weight_double.py, in the same dtype as the
+model. One stated deviation, shared with the model: the MSE mean accumulates its float64
+sum in index order (exact for float16 squares) instead of torch's float32 SIMD-order
+``mean``.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def torch_reference(w_np, bits, group, dtype="float16", int8_scale=False):
         best["sel"][upd] = ci
     q, s = best["q"], best["s"]
     out = dict(codes=q.to(torch.int64).reshape(k, c), sel=best["sel"], scales=s[..., 0])
-    if int8_scale:  # dev-code second-level formula on the selected scales (sheet §1.5)
+    if int8_scale:  # dev-code second-level formula on the selected scales (quant_weight_double.py)
         s_ch = torch.amax(s.abs(), dim=1, keepdim=True) / 255
         q_s = torch.clamp(torch.round(s / s_ch), min=0, max=255)
         out.update(deq=(q * s_ch * q_s).reshape(k, c), s_ch=s_ch[:, 0, 0], q_s=q_s[..., 0])
@@ -273,7 +275,7 @@ def test_terms_reconstruct_every_code_exactly(bits):
             assert all(t.sign == (v < 0) for t in terms if t.man)
         else:
             assert [t.bsig for t in terms] == [0, 2, 4, 6][:n]
-            word = (v & ((1 << bits) - 1)) << 1  # sheet §2.1 Booth table on each triplet
+            word = (v & ((1 << bits) - 1)) << 1  # dev RTL decoder.v Booth table on each triplet
             digits = [BOOTH_TABLE[(word >> (2 * k)) & 7] for k in range(n)]
             assert [(-1 if t.sign else 1) * t.man * (1 << t.exp) for t in terms] == digits
 

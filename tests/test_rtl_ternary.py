@@ -1,4 +1,5 @@
-"""rtl_models.ternary against torch references (matmulfree.md §2-§6).
+"""rtl_models.ternary against torch references (the math of ridgerchu/matmulfreellm at a016f72
+and of its ``bitblas`` branch).
 
 Bit-exact (torch.equal): RMSNorm output, q, s_x, t, beta, acc and the dequantized output,
 against a torch reference written here in the same op order. Tolerance-checked (bounds
@@ -94,7 +95,7 @@ def ref_bitlinear(x, gamma, w, rounding="half_even", eps=1e-6):
     y = ref_rmsnorm(x, gamma, eps)
     q, s_x = ref_act_quant(y, rounding)
     t, s_w = ref_ternary(w, exact_beta(w))
-    acc = F.linear(q, t)  # exact: integers, |partial sums| < 2**24 (§6.1)
+    acc = F.linear(q, t)  # exact: integers, |partial sums| < 2**24
     out = acc / s_x[..., None] / s_w
     return dict(y=y, q=q, s_x=s_x, t=t, s_w=s_w, acc=acc, out=out)
 
@@ -127,7 +128,7 @@ def test_bitlinear_bit_exact_vs_torch(rounding):
     assert torch.equal(T(tr.acc.acc), ref["acc"].to(torch.int64))
     assert torch.equal(T(tr.out), ref["out"])
     assert not tr.acc.any_overflow
-    assert np.abs(tr.q).max() == 127 and tr.q.min() >= -127  # the -128 clamp never fires (§2.4)
+    assert np.abs(tr.q).max() == 127 and tr.q.min() >= -127  # -128 never occurs: scale = 127/max
 
 
 def test_rmsnorm_eps_and_no_gamma_bit_exact():
@@ -272,7 +273,7 @@ def test_overflow_detection_narrow_accumulator():
 
 def test_required_acc_bits_is_tight():
     assert required_acc_bits(2048) == 19 and 127 * 2048 == 260_096 < 2 ** 18
-    assert required_acc_bits(8256) == 21 and required_acc_bits(8257) == 22  # 20 bits + sign (§6)
+    assert required_acc_bits(8256) == 21 and required_acc_bits(8257) == 22  # 20 bits + sign
     assert required_acc_bits(64, qmax=128) == 15  # (-128) * (-1) * 64 = +8192 needs 15 bits
     for k in (1, 16, 17, 100, 2048):
         bits = required_acc_bits(k)
@@ -297,7 +298,8 @@ def test_dequantize_and_op_counts():
 def test_fake_quant_path_within_stated_bound():
     """Master-branch fake quant F.linear(q/s_x, t/s_w) vs the integer path acc/s_x/s_w.
 
-    Not bitwise equal (§6.1). Bound per output j: |diff_j| <= (K + 4) * u * S_j / (s_x * s_w),
+    Not bitwise equal (the fake-quant path rounds q/s_x and t/s_w first).
+    Bound per output j: |diff_j| <= (K + 4) * u * S_j / (s_x * s_w),
     S_j = sum_k |q_k t_jk| (standard float32 dot-product error for any summation order,
     plus the rounding of q/s_x, t/s_w and the two divisions); u = 2**-24."""
     rng = np.random.default_rng(7)
@@ -312,7 +314,7 @@ def test_fake_quant_path_within_stated_bound():
     bound = (k + 4) * U32 * s_abs / (tr.s_x[:, None] * np.float32(s_w))
     diff = np.abs(fake - tr.out)
     assert np.all(diff <= bound)
-    assert np.median(diff / np.abs(tr.out).clip(min=1e-30)) < 1e-6  # §6.1 reports median 3e-7
+    assert np.median(diff / np.abs(tr.out).clip(min=1e-30)) < 1e-6  # earlier fp32 emulation: 3e-7
 
 
 def released_rms_norm_ref(x, weight, eps=1e-6):

@@ -97,13 +97,25 @@ def format_workload(source: str, params: Mapping[str, Any]) -> str:
     return source + ("?" + "&".join(quote(p, safe="=.-_/") for p in parts) if parts else "")
 
 
+_DIGESTS: dict[tuple, str] = {}
+
+
 def file_digest(path: str) -> str:
-    """First 16 hex digits of the SHA-256 of a file's bytes."""
+    """First 16 hex digits of the SHA-256 of a file's bytes (remembered per path, size and
+    modification time, so a large file is not re-read on every call)."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    hit = _DIGESTS.get(key)
+    if hit is not None:
+        return hit
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
+    if len(_DIGESTS) > 1024:
+        _DIGESTS.clear()
+    _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
 
 
 def _is_zoo(src: str) -> bool:
@@ -180,7 +192,7 @@ def _accepted(src: str) -> tuple[str, ...]:
     if _is_zoo(src):
         return family_params(get_model(src.partition("/")[0]).family)
     ext = os.path.splitext(src)[1].lower()
-    return {".csv": ("batch",), ".onnx": ("batch", "seq_len")}.get(ext, ())
+    return ()  # SCALE-Sim and ONNX files: a simulator's default lengths never apply to a layer list
 
 
 def _zoo(src: str, given: dict[str, Any], filled: dict[str, Any]) -> Workload:

@@ -3,17 +3,20 @@
 A :class:`Routing` holds, for ``L`` MoE layers and ``T`` tokens, the ``k``
 experts each token was routed to (descending score; ties to the lower expert
 index) and their gate scores (the raw top-k softmax probabilities, not
-renormalised, as M3ViT's ``noisy_gate_vmoe`` at inference, m3vit.md §1.2).
-Performance models only need the expert ids (queue lengths, cache misses).
+renormalised), as the gate of M3ViT (Liang et al., NeurIPS 2022, eqs. 2-4)
+runs at inference: VITA-Group/M3ViT ``models/gate_funs/noisy_gate_vmoe.py``
+at d448b6f.  Performance models only need the expert ids (queue lengths,
+cache misses).
 
 Three sources:
 
 * :func:`generate_routing`: a seeded synthetic router with controllable skew,
-  for when no trained checkpoint exists (none is public for M3ViT,
-  m3vit.md §4).  ``"uniform"``: every expert equally likely (what a
-  load-balancing loss drives towards); ``"zipf"``: expert popularity
-  proportional to ``1 / rank**zipf_s``; ``"task"``: each task's gate prefers
-  its own subset of experts (multi-gate M3ViT, m3vit.md §1.3).
+  for when no trained checkpoint exists (none is public for M3ViT:
+  VITA-Group/M3ViT issues #1, #2).  ``"uniform"``: every expert equally
+  likely (what a load-balancing loss drives towards); ``"zipf"``: expert
+  popularity proportional to ``1 / rank**zipf_s``; ``"task"``: each task's
+  gate prefers its own subset of experts (multi-gate M3ViT: one router per
+  task, M3ViT §3.1).
 * :func:`routing_from_weights`: a gate with given weights applied to given
   tokens, in numpy (softmax -> top-k).
 * :func:`routing_from_torch`: the same through a torch gate module; a
@@ -233,7 +236,7 @@ def routing_from_weights(x: np.ndarray, gate_w: np.ndarray, top_k: int) -> Routi
 
     ``p = softmax(x @ gate_w)``; each token takes the ``top_k`` largest ``p``
     (descending, ties to the lower expert index) and scores them with the raw
-    probabilities (M3ViT's gate at inference, noise off; m3vit.md §1.2).
+    probabilities (M3ViT's ``noisy_gate_vmoe.py`` at inference, noise off).
 
     Args:
         x: ``[T, d]`` tokens (one layer) or ``[L, T, d]`` (one per layer).

@@ -35,9 +35,21 @@ PHASES = ("prefill", "decode", "generative")
 class ModelConfig:
     """Architecture hyper-parameters of one model (fields as in its public config).
 
-    ``family``: ``"opt"`` (q,k,v,o + fc1/fc2, ReLU), ``"phi"`` (as OPT, GELU),
-    ``"llama"`` (q + GQA k,v + o, SwiGLU gate/up/down), ``"vit-moe"`` (M3ViT
-    ViT-S, MoE in odd blocks) or ``"hgrn-bit"`` (MatMul-free MLGRU + GLU).
+    ``family`` is the block structure, as the Hugging Face implementation computes it:
+
+    * ``"opt"``: q, k, v, out projections + fc1/fc2 (ReLU), LayerNorm before attention and FFN;
+      ``word_embed_dim`` (OPT-350m's ``word_embed_proj_dim``) adds ``project_in``/``project_out``
+      and makes the LM head ``word_embed_dim`` wide;
+    * ``"gpt2"``: one fused QKV GEMM (``c_attn``, ``hidden x 3 hidden``), ``c_proj``, fc1/fc2 (GELU);
+    * ``"phi"``: q, k, v, dense + fc1/fc2 (GELU), attention and FFN in parallel after one LayerNorm;
+    * ``"llama"``: q + GQA k,v + o, SwiGLU gate/up/down, RMSNorm (also Mistral, Qwen2, Yi);
+    * ``"mixtral"``: as llama with a mixture-of-experts FFN (``n_experts``, ``top_k``,
+      ``expert_hidden``);
+    * ``"vit-moe"`` (M3ViT ViT-S, MoE in odd blocks) or ``"hgrn-bit"`` (MatMul-free MLGRU + GLU).
+
+    Biases are not MACs and appear nowhere.  ``attn_head_dim`` is an explicit per-head width
+    (0: ``hidden // heads``); ``sliding_window`` limits the keys a decode step reads from the
+    KV cache (0: no window).
     """
 
     name: str
@@ -54,10 +66,19 @@ class ModelConfig:
     expert_hidden: int = 0
     w_bits: int = 16
     tied_embeddings: bool = False
+    attn_head_dim: int = 0
+    sliding_window: int = 0
+    word_embed_dim: int = 0
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        """Width of one attention head (``attn_head_dim``, else ``hidden // heads``)."""
+        return self.attn_head_dim or self.hidden // self.heads
+
+    @property
+    def q_dim(self) -> int:
+        """Width of the q projection and of the attention output (``heads * head_dim``)."""
+        return self.heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
@@ -66,7 +87,8 @@ class ModelConfig:
 
 
 def _mmfree_intermediate(d: int) -> int:
-    # HGRNBitConfig: I = 256 * ceil(floor(d * 4 * 2 / 3) / 256)  (matmulfree.md §1.1)
+    # I = 256 * ceil(floor(d * 4 * 2 / 3) / 256): HGRNBitMLP with HGRNBitConfig's hidden_ratio 4
+    # (ridgerchu/matmulfreellm mmfreelm/models/hgrn_bit/modeling_hgrn_bit.py)
     return 256 * math.ceil(math.floor(d * 4 * 2 / 3) / 256)
 
 
@@ -87,24 +109,28 @@ MODELS: dict[str, ModelConfig] = {
         ModelConfig("llama-2-13b", "llama", 40, 5120, 13824, 40, 40, 32000, _HF + "meta-llama/Llama-2-13b-hf"),
         ModelConfig("llama-3-8b", "llama", 32, 4096, 14336, 32, 8, 128256, _HF + "meta-llama/Meta-Llama-3-8B"),
         # M3ViT: ViT-S geometry with 12 heads, MoE in odd blocks, 16 experts top-4, expert hidden 384
-        # (m3vit.md §1.1-1.2).  "vocab" is unused for a ViT.
+        # (VITA-Group/M3ViT at d448b6f: pup_moe_vit_small configs, README training flags,
+        # models/vision_transformer_moe.py; M3ViT paper §3.1 for K = 4 of N = 16).
+        # "vocab" is unused for a ViT.
         ModelConfig(
-            "m3vit-vit-s", "vit-moe", 12, 384, 1536, 12, 12, 0, "VITA-Group/M3ViT configs (m3vit.md §1.1-1.2)",
+            "m3vit-vit-s", "vit-moe", 12, 384, 1536, 12, 12, 0, "VITA-Group/M3ViT configs (d448b6f)",
             n_experts=16, top_k=4, expert_hidden=384,
         ),
-        # MatMul-free LM (matmulfree.md §1.1): ternary weights, heads=1 MLGRU, vocab 32000.
+        # MatMul-free LM (ridgerchu/matmulfreellm README and HGRNBitConfig): ternary weights,
+        # heads=1 MLGRU, vocab 32000.
         ModelConfig("mmfree-370m", "hgrn-bit", 24, 1024, _mmfree_intermediate(1024), 1, 1, 32000,
-                    "ridger/MMfreeLM-370M (matmulfree.md §1.1)", w_bits=2),
+                    "ridger/MMfreeLM-370M (ridgerchu/matmulfreellm README)", w_bits=2),
         ModelConfig("mmfree-1.3b", "hgrn-bit", 24, 2048, _mmfree_intermediate(2048), 1, 1, 32000,
-                    "ridger/MMfreeLM-1.3B (matmulfree.md §1.1)", w_bits=2),
+                    "ridger/MMfreeLM-1.3B (ridgerchu/matmulfreellm README)", w_bits=2),
         ModelConfig("mmfree-2.7b", "hgrn-bit", 32, 2560, _mmfree_intermediate(2560), 1, 1, 32000,
-                    "ridger/MMfreeLM-2.7B (matmulfree.md §1.1)", w_bits=2),
+                    "ridger/MMfreeLM-2.7B (ridgerchu/matmulfreellm README)", w_bits=2),
         ModelConfig("mmfree-block-d512", "hgrn-bit", 1, 512, _mmfree_intermediate(512), 1, 1, 32000,
-                    "the FPGA measurement point: one block at d=512 (matmulfree.md §7.1)", w_bits=2),
+                    "FPGA measurement point: one block, d=512 (arXiv 2406.02528 v5)", w_bits=2),
     ]
 }
 
-# Token counts of the M3ViT datasets (m3vit.md §1.1): patches + CLS.
+# Token counts of the M3ViT datasets, derived from the input sizes of the VITA-Group/M3ViT configs
+# (PASCAL-Context 512x512, NYUD-v2 480x640) at patch 16: patches + CLS.
 VIT_TOKENS = {"pascal": 1025, "nyud": 1201}
 
 
@@ -117,7 +143,9 @@ def get_model(name: str) -> ModelConfig:
 
 
 DECODER_FAMILIES = ("opt", "phi", "llama", "gpt2", "mixtral")
-DEFAULT_SEQ_LEN = 256     # prefill tokens when not given (BitMoD's context length, bitmod.md §3.4)
+# Prefill tokens when not given: BitMoD's context length (cxt = 256 in the bitmod_sim of
+# abdelfattah-lab/BitMoD-HPCA-25).
+DEFAULT_SEQ_LEN = 256
 DEFAULT_GEN_TOKENS = 20   # decode steps of the "generative" phase (BitMoD's generative task)
 
 
@@ -141,11 +169,13 @@ def decoder_workload(
       (default 20) at context ``context_len``; layer names are prefixed ``prefill.`` and
       ``decode.``.
 
-    Per block: q, k, v, o projections (k/v use ``kv_heads``), the FFN (fc1/fc2, or
-    gate/up/down for the llama family; a :class:`MoE` block for mixtral: router +
-    ``n_experts`` gated experts, ``top_k`` per token), and per head the attention matmuls
-    QK^T and AV.  ``lm_head`` runs on every token of the phase (as the BitMoD simulator
-    counts it).  ``params`` of the result hold the resolved lengths.
+    Per block: q, k, v, o projections (k/v use ``kv_heads``; GPT-2 computes q, k, v as one
+    fused ``qkv_proj`` GEMM), the FFN (fc1/fc2, or gate/up/down for the llama family; a
+    :class:`MoE` block for mixtral: router + ``n_experts`` gated experts, ``top_k`` per
+    token), and per head the attention matmuls QK^T and AV, over every key as the dense
+    Hugging Face attention computes them (a decode step of a ``sliding_window`` model reads at
+    most that many cached keys).  ``lm_head`` runs on every token of the phase (as the BitMoD
+    simulator counts it).  ``params`` of the result hold the resolved lengths.
     """
     if cfg.family not in DECODER_FAMILIES:
         raise WorkloadError(f"decoder_workload: model {cfg.name!r} is a {cfg.family} model, not a decoder LLM")
@@ -175,19 +205,28 @@ def decoder_workload(
 def _decoder_layers(cfg: ModelConfig, phase: str, q_rows: int, keys: int, batch: int, a_bits: int, w_bits: int,
                     lm_head: bool, rep: int, prefix: str) -> list:
     t = q_rows * batch
-    L, h, hd = cfg.n_layers, cfg.hidden, cfg.head_dim
+    L, h, hd, f = cfg.n_layers, cfg.hidden, cfg.head_dim, cfg.family
+    if phase == "decode" and cfg.sliding_window:
+        # a sliding-window model keeps only the last `sliding_window` keys in its cache
+        keys = min(keys, cfg.sliding_window)
     lin = dict(a_bits=a_bits, w_bits=w_bits)
     n = lambda s: prefix + s  # noqa: E731
-    layers: list = [
-        Gemm(n("q_proj"), t, h, h, L * rep, **lin),
-        Gemm(n("k_proj"), t, h, cfg.kv_dim, L * rep, **lin),
-        Gemm(n("v_proj"), t, h, cfg.kv_dim, L * rep, **lin),
-        Gemm(n("o_proj"), t, h, h, L * rep, **lin),
-    ]
-    if cfg.family == "mixtral":
+    layers: list = []
+    if cfg.word_embed_dim:                       # OPT-350m: embeddings narrower than the blocks
+        layers.append(Gemm(n("project_in"), t, cfg.word_embed_dim, h, rep, **lin))
+    if f == "gpt2":                              # GPT-2's c_attn: one hidden x (q + k + v) GEMM
+        layers.append(Gemm(n("qkv_proj"), t, h, cfg.q_dim + 2 * cfg.kv_dim, L * rep, **lin))
+    else:
+        layers += [
+            Gemm(n("q_proj"), t, h, cfg.q_dim, L * rep, **lin),
+            Gemm(n("k_proj"), t, h, cfg.kv_dim, L * rep, **lin),
+            Gemm(n("v_proj"), t, h, cfg.kv_dim, L * rep, **lin),
+        ]
+    layers.append(Gemm(n("o_proj"), t, cfg.q_dim, h, L * rep, **lin))
+    if f == "mixtral":
         layers.append(MoE(n("moe"), t, h, cfg.expert_hidden or cfg.ffn, cfg.n_experts, cfg.top_k, L * rep,
                           glu=True, **lin))
-    elif cfg.family == "llama":
+    elif f == "llama":
         layers += [
             Gemm(n("gate_proj"), t, h, cfg.ffn, L * rep, **lin),
             Gemm(n("up_proj"), t, h, cfg.ffn, L * rep, **lin),
@@ -197,18 +236,22 @@ def _decoder_layers(cfg: ModelConfig, phase: str, q_rows: int, keys: int, batch:
         layers += [Gemm(n("fc1"), t, h, cfg.ffn, L * rep, **lin), Gemm(n("fc2"), t, cfg.ffn, h, L * rep, **lin)]
     att = dict(a_bits=a_bits, w_bits=a_bits)
     heads = L * cfg.heads * batch * rep
-    act = {"opt": "relu", "phi": "gelu", "gpt2": "gelu", "llama": "swiglu", "mixtral": "swiglu"}[cfg.family]
+    act = {"opt": "relu", "phi": "gelu", "gpt2": "gelu", "llama": "swiglu", "mixtral": "swiglu"}[f]
+    # one norm before attention and one before the FFN per block, plus the final norm; Phi runs
+    # attention and FFN in parallel after a single norm
+    norms = (L if f == "phi" else 2 * L) + 1
     layers += [
         Gemm(n("attn_qk"), q_rows, hd, keys, heads, kind="attn_qk", **att),
         Gemm(n("attn_v"), q_rows, keys, hd, heads, kind="attn_v", **att),
         Elementwise(n("softmax"), "softmax", q_rows * keys, heads),
-        Elementwise(n("norm"), "rmsnorm" if cfg.family in ("llama", "mixtral") else "layernorm", t * h,
-                    (2 * L + 1) * rep),
+        Elementwise(n("norm"), "rmsnorm" if f in ("llama", "mixtral") else "layernorm", t * h, norms * rep),
     ]
-    if cfg.family != "mixtral":
+    if f != "mixtral":
         layers.append(Elementwise(n("act"), act, t * cfg.ffn, L * rep))
+    if cfg.word_embed_dim:
+        layers.append(Gemm(n("project_out"), t, h, cfg.word_embed_dim, rep, **lin))
     if lm_head:
-        layers.append(Gemm(n("lm_head"), t, h, cfg.vocab, rep, kind="lm_head", **lin))
+        layers.append(Gemm(n("lm_head"), t, cfg.word_embed_dim or h, cfg.vocab, rep, kind="lm_head", **lin))
     return layers
 
 
@@ -217,7 +260,8 @@ def vit_moe_workload(cfg: ModelConfig, dataset: str = "pascal", *, moe: bool = T
     """M3ViT ViT-S encoder for ``batch`` frames of ``dataset`` (``"pascal"`` 1025 tokens,
     ``"nyud"`` 1201 tokens).  Even blocks use the dense MLP; odd blocks use the
     MoE (``moe=False`` gives the dense ViT-S baseline).  Patch embedding and
-    task decoders are not included (m3vit.md §2.6 calibrates the encoder only).
+    task decoders are not included (the throughput calibration derived from M3ViT's
+    Table 4 counts the encoder only).
     ``task`` names the task whose router a multi-gate model uses (routing data; the
     layer shapes do not change).
     """

@@ -1,6 +1,9 @@
 """Bit-exact BitMoD (HPCA'25) datapath: weight quantizer, bit-serial terms, cycle-stepped PE.
 
-Reference: /work/shared/reference/bitmod.md §1 (datatypes, quantizer) and §2 (PE).
+Sources: BitMoD (Chen et al., HPCA 2025; arXiv 2411.11745): Table IV, Algorithm 1 and §III-C
+(datatypes, quantizer), §IV-A and Figs. 4-5 (bit-serial terms, PE); its artifact
+abdelfattah-lab/BitMoD-HPCA-25 (``bitmod_quant/quant_utils/quant_weight.py``); the
+pre-publication RTL yc2367/BitMoD ``hardware/pe/*.v`` (Booth table, PE widths).
 numpy/numba only; torch is used only by the tests.
 """
 

@@ -1,7 +1,12 @@
-"""Numba kernels of the vectorised BitMoD PE path (``fast.py``); integer only, no fastmath.
+"""Integer numba kernels of the vectorised BitMoD PE path (``fast.py``); no fastmath.
+
+* :func:`pe_rows`: the finite-width PE on int64 mantissas, the previous fast path, kept as the
+  reference the float-lane kernel (``_float_kernels.py``) is tested against;
+* :func:`fsum_rows`: ``math.fsum`` per row, the previous exact-PE path, kept as the reference of
+  the exact PE's kernel (``_exact_kernels.py``).
 
 The slow reference is :class:`~rtl_models.bitmod.pe.BitmodPE` (Python ints, one cycle per
-step); the tests compare the two on random and edge-case inputs. The value ``m * 2**x`` of a
+step); the tests compare the kernels with it on random and edge-case inputs. The value ``m * 2**x`` of a
 register is carried as an int64 mantissa ``m`` and an int exponent ``x``, exactly as the slow
 model carries Python ints, with one difference: the slow model adds two values by shifting
 the one with the larger exponent left by the full exponent difference (unbounded Python

@@ -1,9 +1,15 @@
 """BitMoD value sets, the unified bit-serial term representation, and PE cycle rules.
 
-All values are in *code units* (reference sheet /work/shared/reference/bitmod.md §1.2): FP4
-values are stored x2 so that every code is an integer (FP4 0.5 -> 1, 6 -> 12, special 8 -> 16).
+All values are in *code units* (as in ``bitmod_quant/quant_utils/quant_weight.py`` of the
+HPCA'25 artifact abdelfattah-lab/BitMoD-HPCA-25): FP4 values are stored x2 so that every code
+is an integer (FP4 0.5 -> 1, 6 -> 12, special 8 -> 16).
 FP3, INT6 and INT8 code units equal their plain values. Every dequantized weight is
 ``code * scale``; the x2 of FP4 is folded into the scale, exactly as in the published code.
+
+Sources: BitMoD (Chen et al., HPCA 2025; arXiv 2411.11745): Table IV (value sets), Algorithm 1
+(selection order), §IV-A with Fig. 4 and Eq. 4 (bit-serial terms), Fig. 5 (the 4-lane PE, 64
+cycles per 128-weight group); the published quantizer above (rounding, qmax); the radix-4 Booth
+table of the pre-publication RTL yc2367/BitMoD ``hardware/pe/decoder.v``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ __all__ = [
     "LANES",
 ]
 
-LANES = 4  # sheet §2.2: the PE is a 4-way dot product per cycle
+LANES = 4  # the PE is a 4-way dot product per cycle (BitMoD Fig. 5)
 SUPPORTED_BITS = (3, 4, 6, 8)
 
 
@@ -39,7 +45,7 @@ class ValueSet:
 
     ``midpoints`` are the rounding thresholds of the published quantizer: a scaled weight ``x``
     maps to ``values[i]`` where ``i`` = number of midpoints strictly below ``x``, so a value
-    exactly on a midpoint goes to the lower neighbour (sheet §1.4, ``x <= mid`` -> lower).
+    exactly on a midpoint goes to the lower neighbour (published quantizer, ``x <= mid`` -> lower).
     ``is_int`` marks the INT6/INT8 sets, which the published code rounds with round-half-even
     (``torch.round``) and clamps to ``[-qmax, qmax]`` instead of using midpoints.
     """
@@ -62,11 +68,12 @@ def _ext(base: tuple[int, ...], special: int) -> tuple[int, ...]:
     return tuple(sorted(base + (special,)))
 
 
-# Sheet §1.2 (code units) = bitmod_quant/quant_utils/quant_weight.py of the HPCA'25 artifact.
+# Code units = bitmod_quant/quant_utils/quant_weight.py of the HPCA'25 artifact (paper Table IV; FP4 x2).
 _FP3 = (-4, -2, -1, 0, 1, 2, 4)
 _FP4 = (-12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12)
 
-# Candidate order is the published tie order [er_pos, er_neg, ea_pos, ea_neg] (sheet §1.3):
+# Candidate order is the published tie order [er_pos, er_neg, ea_pos, ea_neg] (Algorithm 1;
+# ``search_datatype`` updates only on a strict ``<``):
 # the selector stored per group is the index into this tuple.
 _CANDIDATES: dict[int, tuple[ValueSet, ...]] = {
     3: (
@@ -81,12 +88,13 @@ _CANDIDATES: dict[int, tuple[ValueSet, ...]] = {
         ValueSet("fp4_ea_pos", _ext(_FP4, 16)),
         ValueSet("fp4_ea_neg", _ext(_FP4, -16)),
     ),
-    # Lossless mode: symmetric per-group INT (sheet §1.6; published quant_int, qmax = 2^(b-1)-1).
+    # Lossless mode: symmetric per-group INT (BitMoD's lossless config, Table II; published
+    # quant_int, qmax = 2^(b-1)-1).
     6: (ValueSet("int6", tuple(range(-31, 32)), is_int=True),),
     8: (ValueSet("int8", tuple(range(-127, 128)), is_int=True),),
 }
 
-_TERMS_PER_WEIGHT = {3: 2, 4: 2, 6: 3, 8: 4}  # sheet §2.2: ext-FP 2, INT6 3, INT8 4 (Booth)
+_TERMS_PER_WEIGHT = {3: 2, 4: 2, 6: 3, 8: 4}  # BitMoD §IV-A: ext-FP 2, INT6 3, INT8 4 (Booth)
 
 
 def _check_bits(bits: object) -> int:
@@ -113,7 +121,7 @@ def allowed_codes(bits: int) -> tuple[int, ...]:
 
 
 class Term(NamedTuple):
-    """One bit-serial weight term: value = (-1)^sign * man * 2^exp * 2^bsig (sheet §2.1, Eq. 4).
+    """One bit-serial weight term: value = (-1)^sign * man * 2^exp * 2^bsig (BitMoD §IV-A, Eq. 4).
 
     ``exp`` is the 2-bit exponent (0..3), ``man`` the 1-bit mantissa (0 means a zero term),
     ``bsig`` the bit significance shared by the 4 lanes in a cycle.
@@ -132,7 +140,7 @@ class Term(NamedTuple):
 def _booth_terms(value: int, bits: int) -> tuple[Term, ...]:
     # Radix-4 Booth over the two's-complement word with an implicit 0 below the LSB (dev RTL
     # decoder.v pads {data, 1'b0}); digit k = -2*b[2k+1] + b[2k] + b[2k-1] in {-2..2}, bsig = 2k.
-    # Digit -> {sign, exp, man}: 0 -> 000, +-1 -> s01, +-2 -> s11 (sheet §2.1 table).
+    # Digit -> {sign, exp, man}: 0 -> 000, +-1 -> s01, +-2 -> s11 (decoder.v table).
     word = (value & ((1 << bits) - 1)) << 1
     out = []
     for k in range(bits // 2):
@@ -146,7 +154,7 @@ def _booth_terms(value: int, bits: int) -> tuple[Term, ...]:
 
 
 def _fp_terms(value: int) -> tuple[Term, ...]:
-    # Sheet §2.1: the magnitude as fixed point I3..I0.F0 (= code-unit bits b4..b1 | b0). A
+    # BitMoD §IV-A: the magnitude as fixed point I3..I0.F0 (= code-unit bits b4..b1 | b0). A
     # leading-one detector over {I3..I0} (b4..b1, bsig 1) gives the high term; the remainder is
     # at most one bit inside {I2, I1, I0, F0} (b3..b0, bsig 0) and gives the low term.
     sign = 1 if value < 0 else 0
@@ -188,7 +196,7 @@ _ALLOWED_SET = {b: frozenset(allowed_codes(b)) for b in SUPPORTED_BITS}
 
 
 def terms_per_weight(bits: int) -> int:
-    """Bit-serial terms (= PE cycles per 4 weights): ext-FP3/FP4 2, INT6 3, INT8 4 (sheet §2.2)."""
+    """Bit-serial terms (= PE cycles per 4 weights): ext-FP3/FP4 2, INT6 3, INT8 4 (BitMoD §IV-A)."""
     return _TERMS_PER_WEIGHT[_check_bits(bits)]
 
 
@@ -203,7 +211,7 @@ def _check_group(group: object) -> int:
 def cycles_per_group(bits: int, group: int = 128) -> int:
     """Dot-product cycles for one weight group: ``group / 4 * terms_per_weight(bits)``.
 
-    128 weights: ext-FP4/FP3 64, INT6 96, INT8 128 cycles (sheet §2.3: 128/4 x 2 = 64).
+    128 weights: ext-FP4/FP3 64, INT6 96, INT8 128 cycles (BitMoD Fig. 5: 128/4 x 2 = 64).
     """
     return (_check_group(group) // LANES) * terms_per_weight(bits)
 

@@ -1,11 +1,14 @@
-"""Cycle-stepped BitMoD PE (reference sheet /work/shared/reference/bitmod.md §2.2-§2.4).
+"""Cycle-stepped BitMoD PE (BitMoD, Chen et al., HPCA 2025, Fig. 5).
+
+The pipeline follows the paper's Fig. 5; the widths marked "dev RTL" come from the
+pre-publication SystemVerilog of the PE, yc2367/BitMoD ``hardware/pe/*.v`` (July 2024).
 
 Per cycle the PE takes one bit-serial term of each of 4 weights and 4 full FP16 activations:
 
 1. exponent match: e_i = e_act,i + exp_i, E = max_i e_i over the 4 lanes (all lanes, as dev RTL
    ``exp_match.v``), product sign = s_act ^ s_term;
 2. bit-serial multiply: the 11-bit activation significand (hidden bit included) AND the term
-   mantissa bit, shifted right by E - e_i keeping ``guard_bits`` extra bits (sheet §2.3: 3,
+   mantissa bit, shifted right by E - e_i keeping ``guard_bits`` extra bits (Fig. 5: 3,
    round-to-nearest-even after FPRaker), signed 4-input adder tree (exact);
 3. group accumulate: the cycle sum, shifted by the shared bit significance, is added to the
    group accumulator, a float with an ``acc_man_bits``-wide signed mantissa (dev RTL: 15);
@@ -76,7 +79,7 @@ class PEConfig:
 
     Fields:
         guard_bits: extra bits kept when aligning a lane product to the cycle's max exponent
-            (sheet §2.3: 3). The aligned product is 11 + guard_bits bits wide.
+            (BitMoD Fig. 5: 3). The aligned product is 11 + guard_bits bits wide.
         acc_man_bits: signed mantissa width of the group accumulator (sign included; dev RTL 15).
         deq_man_bits: signed mantissa width of the dequant result (dev RTL 21).
         out_man_bits: signed mantissa width of the per-column output accumulator

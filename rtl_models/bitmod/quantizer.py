@@ -1,8 +1,9 @@
 """Bit-exact BitMoD weight quantizer: per-group datatype search and the lossless INT mode.
 
 Follows the published ``search_datatype`` / ``quant_datatype`` / ``quant_int`` of
-``abdelfattah-lab/BitMoD-HPCA-25 bitmod_quant/quant_utils/quant_weight.py`` (reference sheet
-/work/shared/reference/bitmod.md §1.3-§1.4), with every arithmetic step in one stated dtype:
+``abdelfattah-lab/BitMoD-HPCA-25 bitmod_quant/quant_utils/quant_weight.py`` (the artifact of
+BitMoD, Chen et al., HPCA 2025; selection rule = the paper's Algorithm 1), with every
+arithmetic step in one stated dtype:
 
 1. ``w`` is cast to the compute dtype (``scale_dtype``; default float16 as in the published
    code, which casts weights to fp16 before scaling) and viewed as [K, C/G, G].
@@ -28,7 +29,8 @@ Decisions where the published code is not a complete specification:
   accumulation is exact.
 * Initial best error. The published loop starts from ``error = 1e3`` and leaves a group at
   zero if no candidate beats it (RMS error > 31); here candidate 0 always seeds the search.
-* Second-level INT8 scale (``int8_scale=True``, sheet §1.5, dev-code formula). It is applied
+* Second-level INT8 scale (``int8_scale=True``; paper §III-C and Table V; formula of the dev
+  code yc2367/BitMoD ``wiki_c4_ppl/quant_utils/quant_weight_double.py``). It is applied
   *after* the search to the selected group scales: ``s_ch = rd(max_g s_g / 255)``,
   ``q_s = clamp(round_half_even(rd(s_g / s_ch)), 0, 255)``, ``w_hat = rd(rd(code * s_ch) * q_s)``.
   The dev code requantizes each candidate with its own channel scale before the MSE search,
@@ -51,8 +53,8 @@ __all__ = ["BitmodQuant", "quantize_weights", "SCALE_DTYPES"]
 
 SCALE_DTYPES = ("float16", "float32", "float64")
 _MODE = {"float16": _kernels.MODE_F16, "float32": _kernels.MODE_F32, "float64": _kernels.MODE_F64}
-SCALE_MIN, SCALE_MAX = 1e-5, 1e4  # published clamp (sheet §1.4)
-INT8_SCALE_MAX = 255  # sheet §1.5: unsigned 8-bit second-level scale, 2^8 - 1
+SCALE_MIN, SCALE_MAX = 1e-5, 1e4  # published clamp (quant_weight.py)
+INT8_SCALE_MAX = 255  # unsigned 8-bit second-level scale, 2^8 - 1 (quant_weight_double.py)
 
 
 def _rd(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -197,7 +199,7 @@ def _search_numba(w: np.ndarray, sets: tuple[ValueSet, ...], dt: np.dtype):
 
 
 def _second_level(scales: np.ndarray, dt: np.dtype):
-    """Dev-code INT8 second-level scale (sheet §1.5) on selected scales [K, NG]."""
+    """Dev-code INT8 second-level scale (``quant_weight_double.py``) on selected scales [K, NG]."""
     s_ch = _rd(np.max(scales, axis=1) / INT8_SCALE_MAX, dt)
     with np.errstate(divide="ignore"):
         ratio = _rd(scales / s_ch[:, None], dt)
@@ -224,7 +226,7 @@ def quantize_weights(
         scale_dtype: "float16" (default, as the published code), "float32" or "float64": the
             dtype the weights are cast to and every scale/divide/dequant/MSE step is rounded to.
         int8_scale: also quantize the selected group scales to unsigned INT8 codes under one
-            per-channel scale (sheet §1.5); ``dequant()`` then uses them.
+            per-channel scale (BitMoD §III-C, dev-code formula); ``dequant()`` then uses them.
         backend: "numba" (fast kernel) or "numpy" (slow reference); results are identical.
 
     Returns:

@@ -1,9 +1,10 @@
 """Bit-exact fixed-point MoE layer datapath (M3ViT / Edge-MoE), numpy only.
 
 gate -> top-k -> per-expert queues -> gather -> expert FFN -> score-weighted
-scatter-accumulate, in token order or reordered expert by expert (m3vit.md §2.3),
-with Edge-MoE's number formats by default (m3vit.md §3).  Start with
-:func:`moe_forward`; :func:`route` runs only the gate.
+scatter-accumulate, in token order or reordered expert by expert (M3ViT, Liang et
+al., NeurIPS 2022, §3.2 and Fig. 4), with the number formats of Edge-MoE
+(Sarkar et al., ICCAD 2023; HLS code sharc-lab/Edge-MoE at 984b23b) by default.
+Start with :func:`moe_forward`; :func:`route` runs only the gate.
 
 Example::
 

@@ -1,6 +1,6 @@
 """Configuration and weights of the fixed-point MoE layer.
 
-Defaults follow Edge-MoE's number formats (m3vit.md §3, ``include/datatypes.hpp``):
+Defaults follow Edge-MoE's number formats (sharc-lab/Edge-MoE ``include/datatypes.hpp``):
 activations ``ap_fixed<32,10>``, linear weights ``ap_fixed<16,2>``, biases
 ``ap_fixed<16,5>``; the gate logits use the activation format (Edge-MoE keeps
 them in ``fm_t``).  Choices that are ours, not Edge-MoE's, are marked *ours*.

@@ -5,7 +5,7 @@ A value in a :class:`FixedPoint` format is stored as its integer *code* in an
 Vivado HLS ``ap_fixed<W, I>`` / ``ap_ufixed<W, I>``: ``total_bits`` = W,
 ``int_bits`` = I (the sign bit counts as an integer bit for signed formats), so
 Edge-MoE's activations ``ap_fixed<32,10>`` are ``FixedPoint(32, 10)`` with 22
-fraction bits (m3vit.md §3, ``include/datatypes.hpp``).
+fraction bits (sharc-lab/Edge-MoE ``include/datatypes.hpp``).
 
 Rounding (:class:`Rounding`) is explicit on every operation that drops bits:
 

@@ -9,7 +9,7 @@ Datapath (all int64 codes; formats and rounding from :class:`MoENumerics`):
 2. top-k on the logit codes, descending; equal logits -> the lower expert index
    wins (Edge-MoE's insertion ``top_k`` keeps the earlier expert on ties);
 3. scores = integer softmax over all N logits, raw top-k probabilities, not
-   renormalised (M3ViT, m3vit.md §1.2; algorithm in :mod:`.nonlinear`);
+   renormalised (M3ViT's ``noisy_gate_vmoe.py``; algorithm in :mod:`.nonlinear`);
 4. expert e on token rows X: ``a1 = X @ W1[e] + (b1[e] << s)`` exact, checked,
    requantised to act; activation (LUT GELU or ReLU); ``a2 = H @ W2[e] + (b2[e] << s)``
    exact, checked, requantised to act (the expert output ``y``);
@@ -27,7 +27,8 @@ truncates each ``score * y`` to ``ap_fixed<32,10>`` before adding
 (``write_out_stream_indirect``), which is also order-independent but loses
 bits per product; here the products are kept exact (*ours*).
 
-Schedules (m3vit.md §2.3, §4):
+Schedules (M3ViT §3.2 and Fig. 4; the LRU cache is our model of its cache-based
+baseline):
 
 * ``"token"``: tokens in order, each with its k experts in top-k order; the
   expert weights sit in an LRU cache of ``cache_slots`` experts (default N:

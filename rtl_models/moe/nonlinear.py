@@ -25,12 +25,13 @@ Integer softmax over the N gate logits of one token (codes ``z_j``):
 ``2**E``); ``S = sum_j e_j``; the score of a chosen expert is
 ``p_j = div_round(e_j << Fs, S)`` with ``Fs`` the score format's fraction bits.
 Scores are the raw top-k probabilities, not renormalised over the k chosen
-(M3ViT ``noisy_gate_vmoe.py``, m3vit.md §1.2).  Edge-MoE instead runs an online
-single-pass softmax with ``hls::exp`` in ``ap_fixed<32,10>`` (m3vit.md §3); its
+(VITA-Group/M3ViT ``models/gate_funs/noisy_gate_vmoe.py``).  Edge-MoE instead runs
+an online single-pass softmax with ``hls::exp`` in ``ap_fixed<32,10>``
+(sharc-lab/Edge-MoE ``src/moe.cpp``, ``compute_gating``); its
 bits are not reproduced, only its maths.
 
-Integer GELU (Edge-MoE's LUT scheme, m3vit.md §3, ``src/gelu.cpp``)
---------------------------------------------------------------------
+Integer GELU (Edge-MoE's LUT scheme, sharc-lab/Edge-MoE ``src/gelu.cpp``)
+-------------------------------------------------------------------------
 ``GELU(x) = ReLU(x) - delta(|x|)`` with ``delta(a) = a * Phi(-a)``, tabulated in
 177 entries at step 1/32 (``|x| < 5.5``) and linearly interpolated.  For an
 activation code ``x`` with ``F >= 5`` fraction bits, ``s = F - 5``:
@@ -71,7 +72,7 @@ __all__ = [
 LOG2E_Q16 = 94548
 _T_FRAC = 16  # fraction bits of the base-2 exponent t
 
-# Edge-MoE src/gelu.cpp: GELU_DELTA_TABLE has 177 entries, step 0.03125 (m3vit.md §3)
+# Edge-MoE src/gelu.cpp: GELU_DELTA_TABLE has 177 entries, step 0.03125
 GELU_LUT_ENTRIES = 177
 GELU_LUT_STEP_LOG2 = 5
 # (G[i+1] - G[i]) * f < 2**(F-6) * 2**(F-5) must fit int64

@@ -1,4 +1,8 @@
-"""Torch-free Agile-Quant quantizers (sheet ``agile_quant.md`` §1, §5).
+"""Torch-free Agile-Quant quantizers.
+
+Sources: Agile-Quant (Shen et al., AAAI 2024; arXiv 2312.05693) for the scheme, and its
+released code ``shawnricecake/agile-quant`` (FQ-ViT observers under ``ptq/``, the LLaMA
+``modeling_llama.py`` / ``configuration_llama.py``) for the exact arithmetic.
 
 * :mod:`.ptf` - TRIP's layer-wise scale + per-channel power-of-two factors (FQ-ViT PTF).
 * :mod:`.log2` - log2 softmax quantizer.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 # FQ-ViT BaseObserver.eps = torch.finfo(torch.float32).eps: the smallest scale
-# any observer returns (sheet agile_quant.md §1.1/§5 via ptq/observer/base.py).
+# any observer returns (shawnricecake/agile-quant ptq/observer/base.py).
 FQVIT_EPS = float(np.finfo(np.float32).eps)
 
 

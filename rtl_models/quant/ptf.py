@@ -1,7 +1,7 @@
 """Power-of-two-factor (PTF) activation quantizer, the FQ-ViT observer behind TRIP.
 
-Sheet ``agile_quant.md`` §1.1 (the paper's equations are images; the repo's
-``ptq/observer/ptf.py`` is the reference):
+TRIP of Agile-Quant (Shen et al., AAAI 2024; the paper's equations are images, so
+the released code ``shawnricecake/agile-quant ptq/observer/ptf.py`` is the reference):
 
 * ``s_K = (max - min) / (qmax - qmin)`` over the whole tensor (clamped to
   float32 eps as in FQ-ViT's ``PtfObserver``), computed in the input dtype;
@@ -124,7 +124,7 @@ def ptf_dequantize(codes: object, params: PTFParams) -> np.ndarray:
 
 
 def fold_alpha_into_weight(w: object, alpha: object) -> np.ndarray:
-    """Fold the PTF factors into the next layer's weight rows (paper Fig. 6, sheet §1.1).
+    """Fold the PTF factors into the next layer's weight rows (Agile-Quant Fig. 6).
 
     ``w`` is (C, N) with the quantized channel ``c`` as its input row; returns
     ``w * 2**alpha[:, None]`` (integers stay integers), so that

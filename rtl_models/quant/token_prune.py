@@ -1,4 +1,8 @@
-"""Activation-guided token pruning of Agile-Quant (sheet ``agile_quant.md`` §1.2, §5).
+"""Activation-guided token pruning of Agile-Quant (Shen et al., AAAI 2024).
+
+The rules below follow the released code ``shawnricecake/agile-quant`` (its LLaMA
+``modeling_llama.py`` and ``configuration_llama.py``), which fix the details the paper
+leaves open.
 
 * Importance (the released code's "method 2"): ``score(i) = sum_h P_h[i, 0]``,
   the attention token ``i`` pays to the first token, summed over heads in the

@@ -1,4 +1,7 @@
-"""Bit-exact model of Agile-Quant's SMMW SIMD multiplier (sheet ``agile_quant.md`` §2).
+"""Bit-exact model of Agile-Quant's SMMW SIMD multiplier.
+
+Source: Agile-Quant (Shen et al., AAAI 2024; arXiv 2312.05693), its SMMW NEON kernel and
+Appendix Algorithm 1 (the released code, shawnricecake/agile-quant, has no ARM kernel).
 
 Public API:
 

@@ -1,7 +1,7 @@
 """Field layout and one-lane model of the Agile-Quant SMMW multiplier.
 
-SMMW = "single multiplication, multiple weights" (reference sheet
-``shared/reference/agile_quant.md`` §2): two unsigned weights of the same
+SMMW = "single multiplication, multiple weights" (Agile-Quant, Shen et al.,
+AAAI 2024; Appendix Algorithm 1): two unsigned weights of the same
 output pair are packed into one operand (weight ``n`` in the low half, weight
 ``n+1`` in the high half), multiplied by their shared unsigned activation,
 spread into the two accumulation fields of a lane with ``LSL``/``ORR``/``AND``
@@ -56,7 +56,7 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class SMMWConfig:
-    """Parameters of one SMMW lane (defaults = the paper's NEON kernel, sheet §2).
+    """Parameters of one SMMW lane (defaults = the paper's NEON kernel).
 
     Attributes:
         lane_bits: width of one accumulation lane (even, <= 64). Paper: 32.

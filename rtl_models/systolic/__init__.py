@@ -15,8 +15,8 @@ Public API
   dataflow) -> int``: the closed-form contract ("default" mode).
 * :class:`AccumulatorOverflowError`: a sum register left its ``acc_bits`` range.
 
-Mapping and folds (sheet ``scalesim.md`` §1.6-1.7)
---------------------------------------------------
+Mapping and folds (SCALE-Sim 3.0.0 ``scalesim/topology_utils.py``, ``scalesim/compute/``)
+------------------------------------------------------------------------------------
 The GEMM ``(M x K) @ (K x N)`` is mapped as SCALE-Sim does: os puts M on the array rows,
 N on the columns and streams K; ws holds B (K on rows, N on columns) and streams the M
 rows of A; is holds A^T (K on rows, M on columns) and streams the N columns of B. The

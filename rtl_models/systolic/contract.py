@@ -4,12 +4,14 @@ These are the numbers the analytic model (level 1 of the fidelity ladder) uses; 
 cycle-stepped array in :mod:`rtl_models.systolic.array` must arrive at them by itself,
 and ``tests/test_rtl_systolic.py`` checks that it does on every case.
 
-Mapping and fold order follow SCALE-Sim (sheet ``scalesim.md`` §1.6): a GEMM
+Mapping and fold order follow SCALE-Sim 3.0.0 (``topology_utils.calc_spatio_temporal_params``
+and ``compute/systolic_compute_{os,ws,is}.py`` of scalesim-project/scale-sim-v3): a GEMM
 ``(M x K) @ (K x N)`` becomes ``Sr`` spatial rows, ``Sc`` spatial columns and ``T``
 temporal steps; it runs as ``ceil(Sr/R) * ceil(Sc/C)`` folds, back to back, in
 row-fold-major order, and a partly filled fold costs as much as a full one.
 
-Per-fold cycles (sheet §1.7, with the os drain serialised as in the SCALE-Sim paper):
+Per-fold cycles (the demand matrices of those ``systolic_compute_*`` files, with the os drain
+serialised as in the SCALE-Sim paper, which the maintainers confirm in scale-sim-v3 issue #4):
 
 ======  ============  ==================  =====================================
 df      (Sr, Sc, T)   per fold            phases
@@ -55,7 +57,8 @@ def _checked(M: object, K: object, N: object, rows: object, cols: object,
 def mapping(M: int, K: int, N: int, dataflow: str) -> tuple[int, int, int]:
     """Return ``(Sr, Sc, T)``: spatial rows, spatial columns and temporal length.
 
-    os -> (M, N, K), ws -> (K, N, M), is -> (K, M, N) (sheet ``scalesim.md`` §1.6).
+    os -> (M, N, K), ws -> (K, N, M), is -> (K, M, N) (as SCALE-Sim's
+    ``topology_utils.calc_spatio_temporal_params``).
     """
     M, K, N = (check_positive_int(n, v) for n, v in (("M", M), ("K", K), ("N", N)))
     return {"os": (M, N, K), "ws": (K, N, M), "is": (K, M, N)}[check_dataflow(dataflow)]

@@ -72,7 +72,8 @@ def simulate_gemm(A: np.ndarray, B: np.ndarray, rows: int, cols: int, dataflow: 
         B: ``(K, N)`` integer matrix.
         rows, cols: array height R and width C, integers >= 1.
         dataflow: ``"os"`` (output stationary), ``"ws"`` (weight = B stationary) or
-            ``"is"`` (input = A stationary); mapping as SCALE-Sim (``scalesim.md`` §1.6).
+            ``"is"`` (input = A stationary); mapping as SCALE-Sim
+            (``scalesim/topology_utils.py``).
         acc_bits: width of every sum register (PE accumulator, partial sum, output buffer);
             ``None`` means int64 with two's-complement wrap, like ``torch.matmul``. If set
             (1..63), A and B must fit int32.

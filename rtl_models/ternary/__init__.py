@@ -4,7 +4,13 @@ BitLinear as integer hardware runs it: RMSNorm (fp32) -> per-token absmax int8 a
 (rounding mode as a parameter) -> add/subtract/skip accumulation over 2-bit packed ternary
 weights in an accumulator of configurable width with overflow detection -> ``acc / s_x / s_w``.
 Plus the MLGRU token mixer and the GLU channel mixer built from it, with the recurrent state
-precision as a parameter. numpy + numba only; see /work/shared/reference/matmulfree.md §2-§6.
+precision as a parameter. numpy + numba only.
+
+Sources: the released code ``ridgerchu/matmulfreellm`` at master a016f72, under ``mmfreelm/``:
+``ops/fusedbitnet.py``, ``ops/bitnet.py``, ``layers/hgrn_bit.py``, ``modules/fused_norm_gate.py``
+and ``models/hgrn_bit/modeling_hgrn_bit.py``; and its ``bitblas`` branch at 905944e
+(``mmfreelm/modules/quant_util.py``: the integer path ``acc / s_x / s_w``). Accumulator bounds
+and float32 exactness limits are our own arithmetic, stated where they are used.
 
 Quick use::
 

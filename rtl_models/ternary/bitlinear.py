@@ -1,8 +1,9 @@
 """BitLinear integer datapath: add/subtract/skip accumulation, overflow detection, dequant.
 
-One BitLinear (matmulfree.md §6): ``y = RMSNorm_gamma(x)``; ``q, s_x = absmax_int8(y)``;
-``acc = sum_k q_k * t_jk`` in an ``acc_bits``-wide signed accumulator; ``out = acc / s_x / s_w``
-in float32, in that order (``bitblas`` branch ``forward_fp32_simulated``).
+One BitLinear (as ridgerchu/matmulfreellm runs it): ``y = RMSNorm_gamma(x)``;
+``q, s_x = absmax_int8(y)``; ``acc = sum_k q_k * t_jk`` in an ``acc_bits``-wide signed
+accumulator; ``out = acc / s_x / s_w`` in float32, in that order (``bitblas`` branch
+``forward_fp32_simulated``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 _F32 = np.float32
-#: float32 represents every integer with |v| <= 2**24, so acc -> float32 is exact below it (§6.1).
+#: float32 represents every integer with |v| <= 2**24, so acc -> float32 is exact below it.
 F32_EXACT_INT = 1 << 24
 MAX_ACC_BITS = 32
 
@@ -69,7 +70,8 @@ class BitLinearConfig:
     """Datapath options shared by every BitLinear of a model.
 
     Attributes:
-        eps: RMSNorm epsilon; 1e-6 is what the released fused path uses (§2.2), 1e-8 the
+        eps: RMSNorm epsilon; 1e-6 is what the released fused path uses (``FusedBitLinear``
+            calls ``layer_norm_linear_quant_fn`` without eps, so its default), 1e-8 the
             pure-torch ``bitnet.BitLinear`` and the bitblas ``BitLinearBitBLASWithNorm``.
         rounding: ``"half_even"`` (torch, bitblas) or ``"half_away"`` (Triton fused kernel).
         acc_bits: accumulator width in bits including the sign, 2..32. 24 is ample for
@@ -177,7 +179,8 @@ def max_abs_acc(k: int, qmax: int = 127) -> int:
     """Largest |acc| for K inputs with |q| <= qmax and t in {-1, 0, 1}: ``qmax * K``.
 
     qmax = 127 for activations from :func:`quantize_activations` (the -128 clamp never
-    fires because scale = 127/max, matmulfree.md §2.4); use 128 for arbitrary int8 input.
+    fires because scale = 127/max: |y * scale| <= 127 up to one ulp); use 128 for arbitrary
+    int8 input.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise TernaryError(f"k={k!r} must be an integer >= 1")
@@ -190,7 +193,7 @@ def required_acc_bits(k: int, qmax: int = 127) -> int:
     """Accumulator bits (incl. sign) so that no partial sum can overflow for K inputs.
 
     Smallest b with ``2**(b-1) - 1 >= qmax*K``. Examples: K=2048 -> 19 (|acc| <= 260,096),
-    K=8256 -> 21 (20 bits + sign, §6 step 4), K=6912 -> 21.
+    K=8256 -> 21 (20 bits + sign: 127 * 8256 < 2**20), K=6912 -> 21.
     """
     return max_abs_acc(k, qmax).bit_length() + 1
 

@@ -1,8 +1,9 @@
 """MLGRU token mixer and GLU channel mixer of the MatMul-free LM, as the released code runs them.
 
 Follows ``HGRNBitAttention.forward`` and ``HGRNBitMLP.forward`` of ridgerchu/matmulfreellm
-master @ a016f72 (matmulfree.md §3, §4), not the paper equations: the output gate is
-``RMSNorm_gamma(g_raw) * SiLU(h)`` and layers > 0 apply a learned lower bound to f.
+master @ a016f72 (``mmfreelm/layers/hgrn_bit.py``, ``models/hgrn_bit/modeling_hgrn_bit.py``),
+not the paper equations: the output gate is ``RMSNorm_gamma(g_raw) * SiLU(h)`` and
+layers > 0 apply a learned lower bound to f.
 The BitLinears run the integer datapath of :mod:`.bitlinear`; the elementwise nonlinear
 ops are float32 numpy (exp-based, so they match torch to a few ulp, not bitwise).
 """
@@ -54,7 +55,8 @@ class StatePrecision:
 
     Attributes:
         format: fp32 (the released prefill kernel: no rounding), fp16 / bf16 (the released
-            decode cache stores h in the model dtype, §3) with round-to-nearest-even, or
+            decode cache stores h in the model dtype, ``final_state = x.new_empty(...)``)
+            with round-to-nearest-even, or
             fixed (two's complement with ``int_bits`` + ``frac_bits`` + sign, half-even,
             raising StateOverflowError when a value does not fit).
         int_bits, frac_bits: only for fixed; ``1 + int_bits + frac_bits <= 25`` so every
@@ -130,7 +132,8 @@ def swiglu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def gated_rmsnorm(x: np.ndarray, gamma: np.ndarray, gate: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """``FusedRMSNormSwishGate``: ``(RMSNorm_gamma(x) * gate) * sigmoid(gate)`` in float32 (§3 step 5)."""
+    """``FusedRMSNormSwishGate``: ``(RMSNorm_gamma(x) * gate) * sigmoid(gate)`` in float32
+    (``mmfreelm/modules/fused_norm_gate.py``)."""
     y = rmsnorm(x, gamma, eps)
     gate = np.asarray(gate, dtype=_F32)
     if gate.shape != y.shape:
@@ -224,9 +227,10 @@ def mlgru_sequence(
 ) -> MLGRUOutput:
     """MLGRU over a sequence x [..., T, d] (already normalised by the block's ``attn_norm``).
 
-    Per token (§3): i, f, g = BitLinear_{i,f,g}(x); f = sigmoid(f) (then LB + (1 - LB) * f
-    if ``params.lower_bound`` is set); c = swiglu(i, 1 - f); h_t = round_state(f * h_{t-1} + c);
-    o = gated_rmsnorm(g, g_norm_gamma, h_t); out = BitLinear_o(o). ``h0`` [..., H] defaults to 0;
+    Per token (``HGRNBitAttention.forward``): i, f, g = BitLinear_{i,f,g}(x); f = sigmoid(f)
+    (then LB + (1 - LB) * f if ``params.lower_bound`` is set); c = swiglu(i, 1 - f);
+    h_t = round_state(f * h_{t-1} + c); o = gated_rmsnorm(g, g_norm_gamma, h_t);
+    out = BitLinear_o(o). ``h0`` [..., H] defaults to 0;
     ``eps`` is the g_norm epsilon (config.rms_norm_eps = 1e-6). No attention mask (no padding).
     """
     x = _as_f32(x, "x", min_ndim=2)
@@ -282,7 +286,7 @@ def glu(
     down_proj: BitLinearParams,
     config: BitLinearConfig = BitLinearConfig(),
 ) -> np.ndarray:
-    """GLU channel mixer ``HGRNBitMLP`` (§4): x [..., d] -> float32 [..., d].
+    """GLU channel mixer ``HGRNBitMLP`` (``modeling_hgrn_bit.py``): x [..., d] -> float32 [..., d].
 
     y = BitLinear_gate(x) (d -> 2I, one beta for both halves); gate, up = y[..., :I], y[..., I:];
     z = swiglu(gate, up) = SiLU(gate) * up; out = BitLinear_down(z) (I -> d).

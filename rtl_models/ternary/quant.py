@@ -1,6 +1,7 @@
 """Front end of the MatMul-free BitLinear datapath: RMSNorm, int8 activations, ternary weights.
 
-Numbers follow the reference sheet /work/shared/reference/matmulfree.md (§2, §6). Every step
+Numbers follow the released code ridgerchu/matmulfreellm at a016f72 (``mmfreelm/ops/bitnet.py``,
+``ops/fusedbitnet.py``) and the integer path of its ``bitblas`` branch. Every step
 is float32, one IEEE-754 operation at a time, in the order the released torch code evaluates
 it, so that a torch reference written in the same order is bitwise equal. Two reductions
 have no order in torch, so this module fixes one (documented where used):
@@ -44,7 +45,7 @@ _F32 = np.float32
 #: absmax / absmean clamps of the released code (fusedbitnet.py activation_quant/weight_quant).
 ACT_CLAMP = _F32(1e-5)
 WEIGHT_CLAMP = _F32(1e-5)
-#: int8 activation limits and the absmax target 127 (matmulfree.md §2.1 step 2).
+#: int8 activation limits and the absmax target 127 (fusedbitnet.py activation_quant).
 QP, QN = 127, -128
 
 
@@ -53,7 +54,8 @@ class TernaryError(ValueError):
 
 
 class Rounding(str, Enum):
-    """Rounding of ``y * s_x`` to an integer (matmulfree.md §2.3).
+    """Rounding of ``y * s_x`` to an integer: the released code uses both modes, and exact .5
+    ties do occur after RMSNorm (our numpy emulation), so the mode is a parameter.
 
     HALF_EVEN: ``torch.round`` (pure-torch BitLinear, ``bitblas`` branch).
     HALF_AWAY: Triton 2.x ``tl.math.round`` = libdevice ``roundf`` (the fused kernel the
@@ -93,7 +95,8 @@ def _as_f32(x: object, name: str, min_ndim: int = 1) -> np.ndarray:
 
 
 def rmsnorm(x: np.ndarray, gamma: np.ndarray | None = None, eps: float = 1e-6) -> np.ndarray:
-    """RMSNorm over the last axis in float32, as the fused kernel computes it (§2.2, §6 step 1).
+    """RMSNorm over the last axis in float32, as the fused kernel computes it
+    (``_layer_norm_fwd_quant_kernel`` of ``fusedbitnet.py``).
 
     ``var = sum(x*x) / K``; ``rstd = 1 / sqrt(var + eps)``; ``y = x * rstd * gamma``.
     The sum is sequential in k (float32 accumulator), sqrt and divisions are IEEE
@@ -198,7 +201,9 @@ class TernaryWeights:
             ``s_w = 1 / beta`` (float32, :attr:`s_w`).
         shape: (N, K) = (out_features, in_features), as torch's ``nn.Linear.weight``.
 
-    Store t and beta and never re-ternarize dequantized weights (matmulfree.md §6 step 3, §8 #18).
+    Store t and beta and never re-ternarize dequantized weights (ridgerchu/matmulfreellm
+    issue #18: storing pre-ternarized weights, which the runtime ternarizes again, degraded
+    the outputs).
     """
 
     codes: np.ndarray
@@ -242,7 +247,8 @@ class TernaryWeights:
 
 
 def ternarize(w: np.ndarray) -> TernaryWeights:
-    """Absmean ternary quantization of a float weight matrix w [N, K] (§2.1 step 3).
+    """Absmean ternary quantization of a float weight matrix w [N, K] (``weight_quant`` of
+    ``bitnet.py`` / ``fusedbitnet.py``).
 
     ``beta = max(mean|W|, 1e-5)``, ``s_w = 1 / beta``, ``t = clamp(round_half_even(W*s_w), -1, 1)``,
     all in float32 (w is cast). ``mean|W|`` is the exactly rounded sum of |W| (math.fsum,

@@ -3,13 +3,14 @@
 The CSV holds golden per-layer results of SCALE-Sim (GEMM mode, ``InterfaceBandwidth CALC``)
 so that archgym's systolic model can be tested in CI without SCALE-Sim installed.
 
-SCALE-Sim needs ``numpy<2.4`` (see /work/shared/reference/scalesim.md §1.2), so it lives in its
-own virtualenv, never in the project environment. Regenerate with::
+SCALE-Sim needs ``numpy<2.4`` (with numpy 2.4 every run crashes in
+``double_buffered_scratchpad_mem.py``: SCALE-Sim issue #160), so it lives in a virtualenv of its
+own, never in the project environment. Regenerate from the repository root with, e.g.::
 
-    python3 -m venv /work/scalesim-venv
-    /work/scalesim-venv/bin/pip install scalesim==3.0.0
-    /work/scalesim-venv/bin/pip install "numpy<2.4"
-    cd /work/main && /work/scalesim-venv/bin/python tests/data/gen_scalesim_goldens.py --jobs 2
+    python3 -m venv venvs/scalesim
+    venvs/scalesim/bin/pip install scalesim==3.0.0
+    venvs/scalesim/bin/pip install "numpy<2.4"
+    venvs/scalesim/bin/python tests/data/gen_scalesim_goldens.py --jobs 2
 
 Produced with scalesim 3.0.0, numpy 2.3.5, pandas 3.1.1, CPython 3.11.7: 367 rows in 99 s of
 wall time with ``--jobs 2`` on an idle 2-core machine (220 s when the machine was busy). The output is
@@ -18,13 +19,13 @@ and SCALE-Sim itself has no randomness in this mode.
 
 What is run (one SCALE-Sim run of one layer per CSV row):
 
-* group ``handpicked``: the GEMMs of the reference sheet §1.7 (8x8: 64x32x48, 20x13x37,
-  128x64x96; 32x32: 256^3 and 1024x1024x64), each with os/ws/is, large SRAMs.
+* group ``handpicked``: five hand-picked GEMMs (8x8: 64x32x48, 20x13x37, 128x64x96; 32x32:
+  256^3 and 1024x1024x64), each with os/ws/is, large SRAMs.
 * group ``random``: ``N_RANDOM`` seeded cases, M, N, K in [1, 96] (ones, primes and arbitrary
   values), R, C in {1, 2, 3, 4, 5, 8, 16, 32}, dataflows cycling os/ws/is, large SRAMs. A case
-  is redrawn while the stall-free cycle count of the sheet's closed form exceeds
-  ``MAX_RANDOM_CYCLES`` (SCALE-Sim runs ~10-20 k simulated cycles/s); this only bounds the run
-  time, the golden values themselves come from SCALE-Sim.
+  is redrawn while the stall-free cycle count of the closed form (:func:`closed_form_cycles`)
+  exceeds ``MAX_RANDOM_CYCLES`` (SCALE-Sim runs ~10-20 k simulated cycles/s); this only bounds
+  the run time, the golden values themselves come from SCALE-Sim.
 * group ``small_sram``: 18 hand-picked and ``N_SMALL_RANDOM`` seeded random cases with 1-4 kB
   SRAMs (still CALC mode; M, N, K in [1, 128]), so that IFMAP/filter DRAM reads exceed the
   single-read minimum and the OFMAP buffer drains during the run; one edge case whose IFMAP
@@ -77,8 +78,8 @@ DATAFLOWS = ("os", "ws", "is")
 ARRAY_SIDES = (1, 2, 3, 4, 5, 8, 16, 32)
 PRIMES_TO_96 = tuple(p for p in range(2, 97) if all(p % d for d in range(2, int(p**0.5) + 1)))
 
-# 21-column header of SCALE-Sim's layouts/conv_nets/test.csv (reference sheet §1.3); a
-# header-only layout file is enough when custom layouts are off.
+# 21-column header of layouts/conv_nets/test.csv in scalesim-project/scale-sim-v3 (the CLI
+# requires a layout file); a header-only layout file is enough when custom layouts are off.
 LAYOUT_HEADER = (
     "Layer name,IFMAP Height Intraline Factor,IFMAP Width Intraline Factor,"
     "Filter Height Intraline Factor,Filter Width Intraline Factor,Channel Intraline Factor,"
@@ -167,7 +168,7 @@ class Case:
 
     def __post_init__(self) -> None:
         if self.dataflow not in DATAFLOWS:
-            # SCALE-Sim silently simulates OS for an unknown dataflow (sheet §1.6).
+            # SCALE-Sim runs OS for an unknown dataflow after a mere warning (measured).
             raise ValueError(f"dataflow {self.dataflow!r} is not one of {DATAFLOWS}")
         for name in ("M", "N", "K", "rows", "cols", "ifmap_kb", "filter_kb", "ofmap_kb"):
             if int(getattr(self, name)) < 1:
@@ -175,7 +176,10 @@ class Case:
 
 
 def closed_form_cycles(M: int, N: int, K: int, R: int, C: int, df: str) -> int:
-    """Stall-free folds x per-fold cycles of the reference sheet §1.7 (reported value + 1).
+    """Stall-free folds x per-fold cycles (SCALE-Sim's reported value + 1).
+
+    The per-fold terms follow the demand matrices of SCALE-Sim's
+    ``scalesim/compute/systolic_compute_{os,ws,is}.py``.
 
     Used here only to bound the run time of random cases.
     """
@@ -187,7 +191,7 @@ def closed_form_cycles(M: int, N: int, K: int, R: int, C: int, df: str) -> int:
 
 
 def handpicked_cases() -> list[Case]:
-    """The hand-picked GEMMs of the reference sheet §1.7, all three dataflows."""
+    """The five hand-picked GEMMs (see the module docstring), all three dataflows."""
     shapes = [(8, 8, 64, 32, 48), (8, 8, 20, 13, 37), (8, 8, 128, 64, 96),
               (32, 32, 256, 256, 256), (32, 32, 1024, 1024, 64)]
     cases = []
@@ -279,7 +283,7 @@ def write_inputs(case: Case, workdir: str) -> tuple[str, str, str]:
         f.write(CONFIG_TEMPLATE.format(run_name="run", rows=case.rows, cols=case.cols,
                                        ifmap_kb=case.ifmap_kb, filter_kb=case.filter_kb,
                                        ofmap_kb=case.ofmap_kb, dataflow=case.dataflow))
-    with open(topo, "w") as f:  # every row needs a trailing comma (sheet §1.3)
+    with open(topo, "w") as f:  # every row needs a trailing comma (the parser drops the last field)
         f.write("Layer Name, M, N, K,\n")
         f.write(f"g0, {case.M}, {case.N}, {case.K},\n")
     with open(layout, "w") as f:
