@@ -1,7 +1,9 @@
 """Shared pytest configuration."""
 
 import os
+import sys
 import tempfile
+import types
 
 # Hypothesis writes failure patches under its storage directory: keep it out of the checkout.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "archgym-hypothesis"))
@@ -26,12 +28,17 @@ _MUTATION_ORDER = ("test_core_mutation_", "test_objective.py", "test_space.py", 
 
 def _mutation_rank(item) -> int:
     name = item.path.name
+    if name.endswith("_mutation.py") or name.endswith("_oracle.py"):   # tests/test_<sim>_mutation.py, oracles
+        return 0
     return next((i for i, prefix in enumerate(_MUTATION_ORDER) if name.startswith(prefix)), len(_MUTATION_ORDER))
 
 
 def pytest_collection_modifyitems(config, items):
     if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
         items.sort(key=_mutation_rank)
+
+_SHIM_HOLDER = "_archgym_tests_torchvision_shim"
+
 
 def _torchvision_ops_for_cpu_torch():
     """Let PyPI's torchvision import next to the CPU torch wheel.
@@ -59,10 +66,18 @@ def _torchvision_ops_for_cpu_torch():
             return None
     except (OSError, RuntimeError):
         pass
+    # a second test session in the same process (mutmut calls pytest.main repeatedly) imports this
+    # file again: the schemas may be defined only once, so the first session's library is reused
+    held = sys.modules.get(_SHIM_HOLDER)
+    if held is not None:
+        return held.lib
     lib = torch.library.Library("torchvision", "DEF")
     lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    return lib  # must stay alive: dropping it unregisters the schemas
+    holder = types.ModuleType(_SHIM_HOLDER)
+    holder.lib = lib  # must stay alive: dropping it unregisters the schemas
+    sys.modules[_SHIM_HOLDER] = holder
+    return lib
 
 
 _TORCHVISION_SHIM = _torchvision_ops_for_cpu_torch()
