@@ -65,6 +65,10 @@ def test_param_values_at_their_edges():
     assert FloatRange(name="x", low=1.0, high=1000.0, num=4, log=True).values == (1.0, 10.0, 100.0, 1000.0)
     fr = FloatRange(name="x", low=0.1, high=0.3, num=3)
     assert fr.values == (0.1, 0.2, 0.3) and all(type(v) is float for v in fr.values)
+    # grid points are rounded to 12 decimals (the text a user reads back and types in): sixths of 1
+    # are 0.166666666667, not 1/6 = 0.16666666666666666
+    assert FloatRange(name="x", low=0.0, high=1.0, num=7).values == (
+        0.0, 0.166666666667, 0.333333333333, 0.5, 0.666666666667, 0.833333333333, 1.0)
 
 
 def test_values_and_lookup_are_computed_once():
@@ -108,6 +112,8 @@ def test_allowed_sets_are_abbreviated_past_twelve_values():
         "n=0 is not allowed; allowed: {1, 2, 3, 4, ..., 38, 39, 40} (40 values)")
     assert Pow2(name="sram_kb", low=1, high=4, unit="kB").describe() == "sram_kb: {1, 2, 4} kB"
     assert Choice(name="df", options=("os", 1)).describe() == "df: {'os', 1}"
+    # options taken from a numpy array read as plain numbers; only strings are quoted
+    assert Choice(name="k", options=tuple(np.arange(1, 4))).describe() == "k: {1, 2, 3}"
 
 
 def test_float_range_index_tolerances_and_messages():
