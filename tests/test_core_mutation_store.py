@@ -532,3 +532,56 @@ def test_read_only_open_reads_and_cannot_write(tmp_path, monkeypatch):
         assert ro.count("r1") == 2
     finally:
         ro.close()
+
+
+# --- the fixed-format exports and the design encoder ----------------------------------------------
+def test_export_csv_and_parquet_fix_the_format_select_runs_and_overwrite(tmp_path):
+    """export_csv/export_parquet ignore the extension, honour run_ids and overwrite an existing file."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    with RunStore(tmp_path / "x.db") as st:
+        _two_runs(st)
+        out = tmp_path / "table.data"                       # no extension to infer a format from
+        out.write_text("old\n")
+        assert st.export_csv(out, ["r2"]) == 1
+        with open(out, newline="") as f:
+            got = list(csv.reader(f))
+        assert len(got) == 2 and got[1][:2] == ["r2", "toy/Toy-v0"]
+        pout = tmp_path / "table.bin"
+        pout.write_text("old\n")
+        assert st.export_parquet(pout, ["r1"]) == 1
+        assert pq.read_table(pout).to_pydict()["run_id"] == ["r1"]
+
+
+def test_parquet_mixed_column_keeps_missing_values_null(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    with RunStore(tmp_path / "x.db") as st:
+        _two_runs(st)                                       # p_c: missing in r1, 5 in r2
+        st.append("r2", 1, ("q", "five"), (1.0, 1.0), reward=0.5, feasible=True, target_met=True, cached=False,
+                  reason="", wall_s=0.0)
+        st.flush()
+        assert st.export_parquet(tmp_path / "o.parquet") == 3
+        assert pq.read_table(tmp_path / "o.parquet").to_pydict()["p_c"] == [None, "5", "five"]
+
+
+def test_a_design_value_json_cannot_hold_is_named_with_its_type():
+    assert store._dump_design([1, "x", 2.5]) == '[1,"x",2.5]'
+    with pytest.raises(TypeError) as ei:
+        store._dump_design([1, 1 + 2j])
+    assert str(ei.value) == "design value (1+2j) of type complex is not JSON serialisable"
+
+
+def test_table_hyperparameters_are_sorted_json(tmp_path):
+    with RunStore(tmp_path / "x.db") as st:
+        _begin(st, "r1", params={"zeta": 1, "alpha": 2})
+        _row(st, "r1", 0)
+        st.flush()
+        assert st.table()[1][0][5] == '{"alpha": 2, "zeta": 1}'
+
+
+def test_an_in_memory_log_exports_over_an_existing_file(tmp_path):
+    with RunStore(":memory:") as st:
+        _two_runs(st)
+        out = tmp_path / "o.csv"
+        out.write_text("old\n")
+        assert st.export(out, force=True) == (2, "csv")
+        assert out.read_text().startswith("run_id,env_id")
