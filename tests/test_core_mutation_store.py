@@ -585,3 +585,53 @@ def test_an_in_memory_log_exports_over_an_existing_file(tmp_path):
         out.write_text("old\n")
         assert st.export(out, force=True) == (2, "csv")
         assert out.read_text().startswith("run_id,env_id")
+
+
+def test_read_only_open_sees_rows_still_in_the_writers_wal(tmp_path):
+    """A writer that is still open keeps its committed rows in the WAL (not yet checkpointed into
+    the main file): a read-only open of a writable log must read them (an immutable open would not)."""
+    p = tmp_path / "r.db"
+    with RunStore(p, batch_rows=1) as st:
+        _begin(st)
+        _row(st, "r1", 0)
+        with RunStore(p, readonly=True) as ro:
+            assert ro.count("r1") == 1
+            _row(st, "r1", 1)
+            assert ro.count("r1") == 2
+        with RunStore(p, readonly=True) as ro2:
+            assert ro2.count("r1") == 2
+
+
+def test_a_stored_hyperparameter_the_agent_no_longer_has_is_kept_even_when_none():
+    """A log written before a hyperparameter was removed: the retired one is not a default, so it is
+    shown whatever its value, None included."""
+    info = RunInfo(run_id="r", env_id="e", workload="w", agent="random", params={"retired_knob": None}, seed=1,
+                   budget=1, objective={}, design_names=(), metric_names=(), created=0.0, finished=None)
+    assert info.hyperparameters() == {"retired_knob": None}
+
+
+def test_a_failed_export_leaves_the_existing_file_as_it_was(tmp_path, monkeypatch):
+    with RunStore(tmp_path / "x.db") as st:
+        _two_runs(st)
+        out = tmp_path / "o.csv"
+        out.write_text("old\n")
+        real_replace = os.replace
+        moves = []
+
+        def spy(src, dst):
+            moves.append((os.path.dirname(src), os.path.basename(src), dst))
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(store.os, "replace", spy)
+        monkeypatch.chdir(tmp_path.parent)          # a temporary in the cwd would be elsewhere
+        assert st.export(out, force=True) == (2, "csv")
+        # written next to its destination (same file system), then renamed into place
+        assert moves == [(str(tmp_path), f".o.csv.{os.getpid()}.tmp", str(out))]
+
+        def full(src, dst):
+            raise OSError(28, "No space left on device")
+
+        out.write_text("old\n")
+        monkeypatch.setattr(store.os, "replace", full)
+        assert _err(st.export, out, force=True) == f"cannot write {str(out)!r}: No space left on device"
+        assert out.read_text() == "old\n"
