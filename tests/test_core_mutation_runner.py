@@ -377,3 +377,22 @@ def test_params_dict():
     assert runner._params_dict(Script.Params(note="z")) == {"note": "z", "xs": []}
     src = {"a": 1}
     assert runner._params_dict(src) is not src
+
+
+def test_run_defaults_to_seed_0_and_its_id_covers_simulator_options_and_workload_params():
+    """The run id (what resume matches on) must change with every input that changes the numbers:
+    a run with other simulator options or workload parameters is another run."""
+    ev = _ev()
+    res = run(ENV, Script(ev.space, [(1, "x")]), 1, evaluator=ev)
+    assert res.seed == 0
+    params = {"note": "n", "xs": []}
+    assert res.run_id == run_id_for(ENV, ev.workload.key, ev.objective, "script", params, 0, None, {})
+    opt = run(ENV, Script(ev.space, [(1, "x")]), 1, evaluator=_ev(), simulator_kwargs={"mode": "fast"})
+    assert opt.run_id == run_id_for(ENV, ev.workload.key, ev.objective, "script", params, 0, {"mode": "fast"}, {})
+    assert opt.run_id != res.run_id
+    env, wl = "archgym/Systolic-v0", "opt-125m/decode"
+    short = run(env, "random", 1, workload=wl, workload_params={"context_len": 64})
+    plain = run(env, "random", 1, workload=wl)
+    key = make_evaluator(env, workload=wl, workload_params={"context_len": 64}).workload.key
+    assert key != make_evaluator(env, workload=wl).workload.key
+    assert short.run_id != plain.run_id
