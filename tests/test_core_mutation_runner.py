@@ -396,3 +396,16 @@ def test_run_defaults_to_seed_0_and_its_id_covers_simulator_options_and_workload
     key = make_evaluator(env, workload=wl, workload_params={"context_len": 64}).workload.key
     assert key != make_evaluator(env, workload=wl).workload.key
     assert short.run_id != plain.run_id
+
+
+def test_run_id_reads_values_json_cannot_hold_as_their_text_and_wall_time_is_the_runs_own():
+    import numpy as np
+
+    o = Objective.parse("latency_s").with_reference(2.0)
+    # a numpy integer hyperparameter is identified by its text, like the string "1"
+    assert run_id_for(ENV, "toy#0", o, "random", {"k": np.int64(1)}, 3) == run_id_for(ENV, "toy#0", o, "random",
+                                                                                       {"k": "1"}, 3)
+    ev = _ev()
+    t0 = runner.time.perf_counter()
+    res = run(ENV, Script(ev.space, [(1, "x")]), 1, evaluator=ev)
+    assert 0 < res.wall_s <= runner.time.perf_counter() - t0
