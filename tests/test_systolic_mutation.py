@@ -44,3 +44,10 @@ def test_derive_hand_computed_with_unequal_widths_and_srams():
     assert set(v) == set(want)
     for k, x in want.items():
         assert v[k] == pytest.approx(x, rel=1e-12), k
+
+
+def test_fill_drain_depends_on_dataflow_only_in_scalesim_mode():
+    """Fill and drain per pass: 2R + C - 2 = 30 cycles, except SCALE-Sim's os (mode 1): R + C - 2 = 22."""
+    assert _derive(TOTALS, **{**ARGS, "dataflow": "os"})["fill_drain_cycles"] == 10 * 22
+    assert _derive(TOTALS, **{**ARGS, "dataflow": "os", "mode": 0})["fill_drain_cycles"] == 10 * 30
+    assert _derive(TOTALS, **{**ARGS, "dataflow": "is"})["fill_drain_cycles"] == 10 * 30
