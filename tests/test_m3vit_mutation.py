@@ -26,3 +26,13 @@ def test_resources_fill_uram_then_bram_then_lutram():
 def test_resources_of_an_infeasible_inventory_are_nan_but_dsps_are_counted():
     r = resources(D, math.nan)
     assert r["dsp_count"] == 576.0 and all(math.isnan(r[k]) for k in ("bram36_count", "uram_count", "lutram_bytes"))
+
+
+def test_a_weight_buffer_below_one_tile_still_reports_the_dsp_share():
+    """wbuf 64 KiB < one 384 x 96 x 16-bit tile (72 KiB): infeasible, yet the DSPs are known:
+    16 x 96 MACs + 96 lanes + 32 misc = 1,664 of the device's 1,728 (0.963)."""
+    from simulators.m3vit import simulate
+
+    m = simulate("pascal", "reorder", wbuf_kib=64)
+    assert not m.feasible and "smaller than one weight tile 384x96x16-bit = 72 KiB" in m.reason
+    assert m.extra["dsp_count"] == 1664 and m.extra["dsp_util_frac"] == 1664 / 1728
