@@ -61,9 +61,13 @@ class Target:
     def parse(cls, text: str) -> "Target":
         """Parse ``"latency_s<=0.05"``."""
         m = _TARGET_RE.match(text)
-        if not m:
+        try:
+            value = float(m.group(3)) if m else None
+        except ValueError:  # the pattern admits "1e" or "1.2.3"
+            value = None
+        if value is None:
             raise ObjectiveError(f"malformed target {text!r}; expected e.g. 'latency_s<=0.05' or 'throughput_per_s>=100'")
-        return cls(m.group(1), m.group(2), float(m.group(3)))
+        return cls(m.group(1), m.group(2), value)
 
     def met(self, v: float) -> bool:
         if not math.isfinite(v):
@@ -159,7 +163,9 @@ class Objective:
     def metrics(self) -> tuple[str, ...]:
         """Every metric the objective reads (weights first, then targets)."""
         out = list(self.weights)
-        out += [t.metric for t in self.targets if t.metric not in out]
+        for t in self.targets:  # two targets on one metric (a range) read it once
+            if t.metric not in out:
+                out.append(t.metric)
         return tuple(out)
 
     @property

@@ -1,0 +1,38 @@
+"""M3ViT-v0 metric code: the resource mapping (``resources``) at its edges, worked out by hand
+(issue #17 item 7, mutation testing; docs/testing.md).  Device numbers restated from the XCZU7EV
+data sheet (96 URAM288, 312 BRAM36), not imported."""
+
+import math
+
+from simulators._m3vit_model import resources
+
+URAM_BYTES, BRAM_BYTES = 288 * 1024 // 8, 36 * 1024 // 8      # 36,864 and 4,608 bytes per block
+D = {"pe_in": 16, "pe_out": 32}                                # DSPs: 16 x 32 MACs + 32 lanes + 32 misc = 576
+
+
+def test_resources_fill_uram_then_bram_then_lutram():
+    # 1,000 bytes: one URAM block, nothing left for BRAM or LUTRAM
+    assert resources(D, 1000.0) == {"dsp_count": 576.0, "bram36_count": 0.0, "uram_count": 1.0, "lutram_bytes": 0.0}
+    # every URAM and BRAM block full, 100 bytes over: 100 bytes of LUTRAM
+    full = 96 * URAM_BYTES + 312 * BRAM_BYTES
+    assert full == 4_976_640
+    assert resources(D, full + 100.0) == {"dsp_count": 576.0, "bram36_count": 312.0, "uram_count": 96.0,
+                                          "lutram_bytes": 100.0}
+    # one URAM and one BRAM block's worth: URAM is used first, in whole blocks (2), no BRAM
+    assert resources(D, float(URAM_BYTES + BRAM_BYTES)) == {"dsp_count": 576.0, "bram36_count": 0.0,
+                                                            "uram_count": 2.0, "lutram_bytes": 0.0}
+
+
+def test_resources_of_an_infeasible_inventory_are_nan_but_dsps_are_counted():
+    r = resources(D, math.nan)
+    assert r["dsp_count"] == 576.0 and all(math.isnan(r[k]) for k in ("bram36_count", "uram_count", "lutram_bytes"))
+
+
+def test_a_weight_buffer_below_one_tile_still_reports_the_dsp_share():
+    """wbuf 64 KiB < one 384 x 96 x 16-bit tile (72 KiB): infeasible, yet the DSPs are known:
+    16 x 96 MACs + 96 lanes + 32 misc = 1,664 of the device's 1,728 (0.963)."""
+    from simulators.m3vit import simulate
+
+    m = simulate("pascal", "reorder", wbuf_kib=64)
+    assert not m.feasible and "smaller than one weight tile 384x96x16-bit = 72 KiB" in m.reason
+    assert m.extra["dsp_count"] == 1664 and m.extra["dsp_util_frac"] == 1664 / 1728
