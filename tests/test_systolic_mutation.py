@@ -12,10 +12,10 @@ import pytest
 from simulators.systolic import _derive
 
 # (compute, cycles, ifmap reads, filter reads, ofmap writes, partial-sum reads, DRAM read bits,
-# DRAM write bits), MACs, passes; 8 x 16 ws array, SRAMs 32/128/512 kB, 250 MHz, 16-bit
+# DRAM write bits), MACs, fill/drain cycles (counted per pass by the kernel); 8 x 16 ws array, SRAMs 32/128/512 kB, 250 MHz, 16-bit
 # activations, 4-bit weights, SCALE-Sim mode (code 1)
 TOTALS = (1000, 1600, 64, 32, 16, 8, 6400, 1280)
-ARGS = dict(macs=4096, passes=10, rows=8, cols=16, dataflow="ws", ifk=32, flk=128, ofk=512, clk=250, ab=16, wb=4,
+ARGS = dict(macs=4096, fill=300, rows=8, cols=16, dataflow="ws", ifk=32, flk=128, ofk=512, clk=250, ab=16, wb=4,
             mode=1)
 
 
@@ -31,7 +31,7 @@ def test_derive_hand_computed_with_unequal_widths_and_srams():
     Leakage = 0.02 W/mm^2 x 2.84608 x 6.4 us = 364,298.24 pJ.
     Energy = 1,228.8 + 1,360 + 156,000 + 364,298.24 = 522,887.04 pJ; power = 81.7011 mW.
     SRAM bytes read = (64 x 16 + 32 x 4 + 8 x 32) / 8 = 176; written 16 x 32 / 8 = 64.
-    Utilisation = 4,096 / (1,600 x 128) = 0.02; fill/drain 10 passes x (2 x 8 + 16 - 2) = 300.
+    Utilisation = 4,096 / (1,600 x 128) = 0.02; fill/drain: the kernel's count (300) passed through.
     """
     v = _derive(TOTALS, *ARGS.values())
     want = {
@@ -44,10 +44,3 @@ def test_derive_hand_computed_with_unequal_widths_and_srams():
     assert set(v) == set(want)
     for k, x in want.items():
         assert v[k] == pytest.approx(x, rel=1e-12), k
-
-
-def test_fill_drain_depends_on_dataflow_only_in_scalesim_mode():
-    """Fill and drain per pass: 2R + C - 2 = 30 cycles, except SCALE-Sim's os (mode 1): R + C - 2 = 22."""
-    assert _derive(TOTALS, **{**ARGS, "dataflow": "os"})["fill_drain_cycles"] == 10 * 22
-    assert _derive(TOTALS, **{**ARGS, "dataflow": "os", "mode": 0})["fill_drain_cycles"] == 10 * 30
-    assert _derive(TOTALS, **{**ARGS, "dataflow": "is"})["fill_drain_cycles"] == 10 * 30
