@@ -79,36 +79,13 @@ from archgym.agent import Agent
 from archgym.metrics import Metrics
 from archgym.space import index_neighbours
 
+from ._gp import MaternGP
 from ._util import Score, quiet, require, single_thread
 
 __all__ = ["BayesOpt"]
 
 _ESTIMATORS = ("GP", "RF", "ET", "GBRT")
 _ACQ = ("EI", "PI", "LCB", "gp_hedge")
-
-
-class _CappedLbfgsb:
-    """scikit-learn's GP kernel fit (L-BFGS-B on the log marginal likelihood) with an
-    iteration cap, or (``refit=False``) the last fitted hyperparameters reused as they are.
-
-    The uncapped fit with skopt's 2 restarts dominated the agent's time (3.3 s
-    per tell at 100 observations on a loaded 2-core machine; 0.7 s capped at 50
-    iterations without restarts)."""
-
-    def __init__(self, max_iter: int) -> None:
-        self.max_iter = max_iter
-        self.refit = True
-        self.theta: np.ndarray | None = None
-
-    def __call__(self, obj_func, initial_theta, bounds):
-        from scipy.optimize import minimize
-
-        if not self.refit and self.theta is not None and self.theta.shape == np.shape(initial_theta):
-            return self.theta, float(obj_func(self.theta, eval_gradient=False))
-        opts = {"maxiter": self.max_iter} if self.max_iter else {}
-        res = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds, options=opts)
-        self.theta = np.array(res.x)
-        return res.x, res.fun
 
 
 class BayesOpt(Agent):
@@ -144,6 +121,17 @@ class BayesOpt(Agent):
         cross: bool = dataclasses.field(
             default=True, metadata={"help": "every design that differs from the best in one parameter (any value) "
                                             "joins the candidates too"})
+        pairs: bool = dataclasses.field(
+            default=False, metadata={"help": "every design that differs from the best in two parameters (any values) "
+                                             "joins the candidates too"})
+        additive: bool = dataclasses.field(
+            default=False, metadata={"help": "GP kernel: add a first-order additive Matern-5/2 term (one per input) to "
+                                             "the ARD Matern-5/2 kernel (GP only)"})
+        climb_starts: int = dataclasses.field(
+            default=0, metadata={"help": "hill-climb the acquisition (one parameter to any value per step) from the "
+                                         "this many best designs and this many best candidates; every design "
+                                         "visited joins the candidates (0 = no climb)"})
+        climb_steps: int = dataclasses.field(default=20, metadata={"help": "steps per acquisition climb"})
         constraints: bool = dataclasses.field(
             default=True, metadata={"help": "model each target's log violation and weight the acquisition by the "
                                             "probability of meeting it (else target misses score below every hit)"})
@@ -163,8 +151,10 @@ class BayesOpt(Agent):
                 raise ValueError(f"n_initial_points={self.n_initial_points} must be >= 1")
             if self.n_points < 1:
                 raise ValueError(f"n_points={self.n_points} must be >= 1")
-            if self.gp_max_iter < 0 or self.local_candidates < 0:
-                raise ValueError("gp_max_iter and local_candidates must be >= 0")
+            if self.gp_max_iter < 0 or self.local_candidates < 0 or self.climb_starts < 0 or self.climb_steps < 0:
+                raise ValueError("gp_max_iter, local_candidates, climb_starts and climb_steps must be >= 0")
+            if self.additive and self.base_estimator != "GP":
+                raise ValueError(f"additive=True needs base_estimator='GP' (got {self.base_estimator!r})")
             if self.refit_every < 1:
                 raise ValueError(f"refit_every={self.refit_every} must be >= 1")
             if not (self.xi >= 0 and self.kappa >= 0):
@@ -172,7 +162,8 @@ class BayesOpt(Agent):
 
     def __init__(self, space, **kw: Any) -> None:
         super().__init__(space, **kw)
-        self._skopt = require("skopt", agent=self.name, extra=None, package="scikit-optimize")
+        self._skopt = (require("skopt", agent=self.name, extra=None, package="scikit-optimize")
+                       if self.params.base_estimator != "GP" else None)
         self._active = [j for j, prm in enumerate(space.params) if prm.size > 1]
         self._nvec = np.array([space.params[j].size for j in self._active], dtype=np.int64)
         self._ordered = np.array([space.params[j].ordered for j in self._active], dtype=bool)
@@ -189,7 +180,10 @@ class BayesOpt(Agent):
         self._feas_model = self._log_cost and self.params.feasibility
         self._initial: list[tuple[int, ...]] | None = None  # the Latin hypercube, once drawn
         self._feasible: list[bool] = []  # the simulator's verdict per evaluated design
-        self._fits = [_CappedLbfgsb(self.params.gp_max_iter) for _ in range(2 + len(self._targets))]
+        # one GP per modelled quantity (objective, each target, feasibility), kept across asks
+        # for the warm start of its kernel fit
+        self._gps = [MaternGP(self.params.gp_max_iter, additive=self.params.additive)
+                     for _ in range(2 + len(self._targets))]
         self._gains = np.zeros(3)  # gp_hedge portfolio gains (EI, PI, LCB)
         self._hedge_prev: np.ndarray | None = None  # gp_hedge: the encoded nominees of the last ask
 
@@ -211,14 +205,7 @@ class BayesOpt(Agent):
         p = self.params
         seed = int(self.rng.integers(2**31 - 1))
         if p.base_estimator == "GP":
-            from sklearn.gaussian_process.kernels import ConstantKernel, Matern
-
-            d = int(sum(1 if o else n for o, n in zip(self._ordered, self._nvec)))
-            kernel = ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
-                length_scale=np.ones(d), length_scale_bounds=[(0.01, 100)] * d, nu=2.5)
-            return skopt.learning.GaussianProcessRegressor(
-                kernel=kernel, normalize_y=True, noise="gaussian", n_restarts_optimizer=0,
-                optimizer=self._fits[k], random_state=seed)
+            return self._gps[k]
         if p.base_estimator == "GBRT":
             from sklearn.ensemble import GradientBoostingRegressor
 
@@ -258,9 +245,11 @@ class BayesOpt(Agent):
                 models.append(None)
                 continue
             k, Xk, yk = job
-            self._fits[k].refit = refit
             m = self._model(k)
-            m.fit(Xk, yk)
+            if self.params.base_estimator == "GP":
+                m.fit(Xk, yk, optimize=refit)
+            else:
+                m.fit(Xk, yk)
             models.append(m)
         ok = np.array(self._ok)
         best = float(np.max(y[ok])) if ok.any() else float(np.max(y[finite])) if finite.any() else 0.0
@@ -282,6 +271,20 @@ class BayesOpt(Agent):
                     x = self._X[i]
                     ones = ones + [x[:j] + (v,) + x[j + 1:] for j, n in enumerate(self._nvec.tolist())
                                    for v in range(n) if v != x[j]]
+                if rank == 0 and p.pairs:
+                    x = self._X[i]
+                    nv = self._nvec.tolist()
+                    for j in range(len(nv)):
+                        for k in range(j + 1, len(nv)):
+                            for a in range(nv[j]):
+                                if a == x[j]:
+                                    continue
+                                for b in range(nv[k]):
+                                    if b != x[k]:
+                                        y = list(x)
+                                        y[j] = a
+                                        y[k] = b
+                                        ones.append(tuple(y))
                 for nb in ones:
                     if nb not in self._seen:
                         cands[nb] = None
@@ -294,13 +297,11 @@ class BayesOpt(Agent):
     def _neighbours(self, x: tuple[int, ...]) -> list[tuple[int, ...]]:
         return index_neighbours(x, self._nvec.tolist(), self._ordered.tolist())
 
-    def _acquire(self) -> tuple[int, ...]:
+    def _acq(self, models, cand: np.ndarray) -> dict:
+        """Every acquisition (maximisation scale) at index vectors ``cand``."""
         from scipy.stats import norm
 
-        model, constraint_models, best = self._fit()
-        cand = self._candidates()
-        if len(cand) == 0:  # every candidate was evaluated: a random design (space nearly exhausted)
-            return tuple(int(v) for v in self.rng.integers(0, self._nvec))
+        model, constraint_models, best = models
         Xc = self._encode(cand)
         mu, sd = model.predict(Xc, return_std=True)
         sd = np.maximum(sd, 1e-9)
@@ -312,11 +313,64 @@ class BayesOpt(Agent):
         # skopt's acquisitions, on the maximisation scale: xi is relative to the model's y scale
         scale = float(np.std(self._finite_y())) or 1.0
         z_ei = (mu - best - self.params.xi * scale) / sd
-        acqs = {
+        return {
             "EI": ((mu - best - self.params.xi * scale) * norm.cdf(z_ei) + sd * norm.pdf(z_ei)) * pof,
             "PI": norm.cdf(z_ei) * pof,
             "LCB": (mu + self.params.kappa * sd) + np.log(np.maximum(pof, 1e-300)) * scale,
+            "X": Xc,
         }
+
+    def _climb(self, models, starts: np.ndarray) -> np.ndarray:
+        """Best-improvement hill climbing on the acquisition from each start, one parameter
+        changed (to any value) per step; returns every design visited."""
+        acq = self.params.acq_func if self.params.acq_func != "gp_hedge" else "EI"
+        nv = self._nvec.tolist()
+        moves = [(j, v) for j, n in enumerate(nv) for v in range(n)]
+        mj = np.array([m[0] for m in moves])
+        mv = np.array([m[1] for m in moves])
+        cur = np.array(starts, dtype=np.int64)
+        val = self._acq(models, cur)[acq]
+        visited = [cur.copy()]
+        active = np.ones(len(cur), dtype=bool)
+        for _ in range(self.params.climb_steps):
+            if not active.any():
+                break
+            a = np.flatnonzero(active)
+            nb = np.repeat(cur[a], len(moves), axis=0)
+            rows = np.arange(len(nb))
+            nb[rows, np.tile(mj, len(a))] = np.tile(mv, len(a))
+            v = self._acq(models, nb)[acq].reshape(len(a), len(moves))
+            k = np.argmax(v, axis=1)
+            better = v[np.arange(len(a)), k] > val[a] * (1 + 1e-9) + 1e-300
+            for i, si in enumerate(a):
+                if better[i]:
+                    cur[si] = nb[i * len(moves) + k[i]]
+                    val[si] = v[i, k[i]]
+                else:
+                    active[si] = False
+            visited.append(cur[a[better]].copy())
+        return np.concatenate(visited)
+
+    def _acquire(self) -> tuple[int, ...]:
+        models = self._fit()
+        cand = self._candidates()
+        if self.params.climb_starts and len(cand):
+            acq = self.params.acq_func if self.params.acq_func != "gp_hedge" else "EI"
+            v = self._acq(models, cand)[acq]
+            key = np.where(np.array(self._ok), np.array(self._y, dtype=float), -np.inf)
+            key = np.where(np.isnan(key), -np.inf, key)
+            top = np.array(self._X, dtype=np.int64)[np.argsort(-key, kind="stable")[: self.params.climb_starts]]
+            starts = np.concatenate([top, cand[np.argsort(-v, kind="stable")[: self.params.climb_starts]]])
+            extra = [tuple(r) for r in self._climb(models, starts).tolist()]
+            known = set(map(tuple, cand.tolist()))
+            extra = [r for r in dict.fromkeys(extra) if r not in self._seen and r not in known]
+            if extra:
+                cand = np.concatenate([cand, np.array(extra, dtype=np.int64)])
+        if len(cand) == 0:  # every candidate was evaluated: a random design (space nearly exhausted)
+            return tuple(int(v) for v in self.rng.integers(0, self._nvec))
+        acqs = self._acq(models, cand)
+        Xc = acqs["X"]
+        model = models[0]
         if self.params.acq_func != "gp_hedge":
             return tuple(int(v) for v in cand[int(np.argmax(acqs[self.params.acq_func]))])
         # skopt's gp_hedge (Hoffman et al. 2011): each acquisition's gain grows by the refitted
