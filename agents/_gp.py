@@ -49,8 +49,9 @@ class MaternGP:
 
     ``fit(X, y)`` fits the hyperparameters (``optimize=True``, at most ``max_iter``
     L-BFGS-B iterations per start) or reuses the last ones (``optimize=False``);
-    ``predict(Xs)`` returns the posterior mean and standard deviation of the latent
-    function on the original ``y`` scale.  ``theta`` holds ``(log s2, log l_1..l_d,
+    ``predict(Xs)`` returns the posterior mean of the latent function on the original
+    ``y`` scale, and with ``return_std=True`` its standard deviation too (as
+    scikit-learn's regressors do).  ``theta`` holds ``(log s2, log l_1..l_d,
     log noise[, log sa])``.
     """
 
@@ -163,7 +164,7 @@ class MaternGP:
                 Ks += sa * _matern52(np.abs(a[:, j, None] - b[None, :, j]))[0]
         return Ks, s2 + sa * d
 
-    def predict(self, Xs: np.ndarray, return_std: bool = True):
+    def predict(self, Xs: np.ndarray, return_std: bool = False):
         """Posterior mean (and standard deviation, if ``return_std``) at ``Xs`` (m, d)."""
         from scipy.linalg import solve_triangular
 

@@ -50,7 +50,7 @@ def test_posterior_equals_scikit_learn_with_the_same_kernel():
     kernel = ConstantKernel(s2, "fixed") * Matern(1.0 / inv_l, "fixed", nu=2.5) + WhiteKernel(noise + 1e-8, "fixed")
     ref = GaussianProcessRegressor(kernel, optimizer=None, normalize_y=True, alpha=0.0).fit(X, y)
     Xs = np.random.default_rng(2).random((25, d))
-    mu, sd = gp.predict(Xs)
+    mu, sd = gp.predict(Xs, return_std=True)
     rmu, rsd = ref.predict(Xs, return_std=True)
     np.testing.assert_allclose(mu, rmu, rtol=1e-6, atol=1e-8)
     # sklearn's std includes the white-noise term; ours is the latent function's
