@@ -1,4 +1,4 @@
-"""Bayesian optimisation with a scikit-optimize surrogate, driven by ask/tell.
+"""Bayesian optimisation with a Gaussian-process surrogate, driven by ask/tell.
 
 ArchGym's BO wrapped the simulator as a scikit-learn estimator and drove it
 with ``BayesSearchCV``, which made ~4 simulator calls per counted iteration
@@ -11,13 +11,16 @@ mixed (ordered + categorical) space:
   power-of-two parameter the index is log2 of the value, so the scale is
   logarithmic); a categorical one is one-hot; parameters with a single value
   (pinned with ``--fix``) are left out of the model.
-* **Surrogate.**  skopt's ``GaussianProcessRegressor`` with skopt's default
-  GP kernel (constant x Matern-5/2 with one length scale per input, normalised
-  targets, a fitted noise level), or one of skopt's tree/boosting regressors
-  (``base_estimator``).  The kernel hyperparameters are fitted by L-BFGS-B
-  (at most ``gp_max_iter`` iterations, no restarts) on every tell while the
-  run is young (``2 * n_initial_points``) and then every ``refit_every``
-  tells; in between the GP is re-fitted to the new data with the last
+* **Surrogate.**  An exact GP (``agents/_gp.py``) with scikit-optimize's default GP
+  kernel (constant x Matern-5/2 with one length scale per input, normalised targets, a
+  fitted noise level), optionally plus a first-order additive Matern term
+  (``additive``), or one of skopt's tree/boosting regressors (``base_estimator``;
+  these need scikit-optimize).  The GP is written out so the likelihood gradient costs
+  O(n^2 d) per step; it is checked against scikit-learn's regressor with the same
+  kernel (tests/test_bo_gp.py).  The kernel hyperparameters are fitted by L-BFGS-B
+  (at most ``gp_max_iter`` iterations, from a fixed start and from the last fit) on
+  every tell while the run is young (``2 * n_initial_points``) and then every
+  ``refit_every`` tells; in between the GP is re-fitted to the new data with the last
   fitted hyperparameters (one Cholesky factorisation, no kernel search).
 * **What it models.**  The objective as the log cost ratio ``log(ref/cost)``
   (``cost`` = the objective's weighted product), which the GP models far
@@ -46,16 +49,24 @@ mixed (ordered + categorical) space:
   ``local_candidates`` best designs so far; the best design's two-step
   neighbours (``two_step``) and every design that differs from it in one
   parameter by any amount (``cross``); and ``n_points`` uniformly random
-  designs.  In a space of millions of designs random candidates rarely land
+  designs; every design that differs from the best in two parameters (``pairs``); and
+  the designs visited by a hill climb of the acquisition itself from the best designs
+  and the best candidates (``climb_starts``; one parameter to any value per step, up to
+  ``climb_steps`` steps).  In a space of millions of designs random candidates rarely land
   next to the incumbent, so pure sampling stalls short of the optimum; the
   neighbours alone would make it a local search; the cross lets the model
   jump along one parameter past a ridge (Systolic-v0's cost rises with the
-  ifmap SRAM up to 512 kB and halves at 1024 kB, where the whole ifmap fits).
+  ifmap SRAM up to 512 kB and halves at 1024 kB, where the whole ifmap fits);
+  the pairs and the climb let it move two or more coupled parameters at once
+  (M3ViT-v0's trap at pe_in=32, pe_out=48 is 5.3 % above the optimum at pe_in=16,
+  pe_out=96 with a larger weight buffer: no single-parameter move improves it).
 
-What each piece buys (Systolic-v0, budget 200, 20 seeds, runs within 1 % of
-the exhaustive optimum; benchmarks/README.md, "Search agents"): worst-value
-imputation without the cross 8/20; the feasibility GP 16/20; with the cross
-as well 20/20, median 49.5 evaluations.
+What each piece buys (Systolic-v0 before its mapping-aware model, budget 200,
+20 seeds, runs within 1 % of the exhaustive optimum; benchmarks/README.md,
+"Search agents"): worst-value imputation without the cross 8/20; the
+feasibility GP 16/20; with the cross as well 20/20, median 49.5 evaluations.
+The pairs and the climb: M3ViT-v0 1/3 seeds without them, 2/2 (seeds 1, 2) with
+both, 0/1 with the pairs alone (seed 1).
 
 Determinism: all randomness comes from ``self.rng``; model fits run on one
 BLAS thread (``agents._util.single_thread``); replaying the logged results
@@ -70,6 +81,7 @@ ArchGym-compatible BO baseline.  The maintained alternatives are Optuna's
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any, Mapping
 
@@ -79,6 +91,7 @@ from archgym.agent import Agent
 from archgym.metrics import Metrics
 from archgym.space import index_neighbours
 
+from ._gp import MaternGP
 from ._util import Score, quiet, require, single_thread
 
 __all__ = ["BayesOpt"]
@@ -87,32 +100,8 @@ _ESTIMATORS = ("GP", "RF", "ET", "GBRT")
 _ACQ = ("EI", "PI", "LCB", "gp_hedge")
 
 
-class _CappedLbfgsb:
-    """scikit-learn's GP kernel fit (L-BFGS-B on the log marginal likelihood) with an
-    iteration cap, or (``refit=False``) the last fitted hyperparameters reused as they are.
-
-    The uncapped fit with skopt's 2 restarts dominated the agent's time (3.3 s
-    per tell at 100 observations on a loaded 2-core machine; 0.7 s capped at 50
-    iterations without restarts)."""
-
-    def __init__(self, max_iter: int) -> None:
-        self.max_iter = max_iter
-        self.refit = True
-        self.theta: np.ndarray | None = None
-
-    def __call__(self, obj_func, initial_theta, bounds):
-        from scipy.optimize import minimize
-
-        if not self.refit and self.theta is not None and self.theta.shape == np.shape(initial_theta):
-            return self.theta, float(obj_func(self.theta, eval_gradient=False))
-        opts = {"maxiter": self.max_iter} if self.max_iter else {}
-        res = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds, options=opts)
-        self.theta = np.array(res.x)
-        return res.x, res.fun
-
-
 class BayesOpt(Agent):
-    """Bayesian optimisation with a scikit-optimize surrogate (see module docstring)."""
+    """Bayesian optimisation with a GP (or scikit-optimize tree) surrogate (see module docstring)."""
 
     name = "bo"
 
@@ -144,6 +133,17 @@ class BayesOpt(Agent):
         cross: bool = dataclasses.field(
             default=True, metadata={"help": "every design that differs from the best in one parameter (any value) "
                                             "joins the candidates too"})
+        pairs: bool = dataclasses.field(
+            default=True, metadata={"help": "every design that differs from the best in two parameters (any values) "
+                                             "joins the candidates too"})
+        additive: bool = dataclasses.field(
+            default=False, metadata={"help": "GP kernel: add a first-order additive Matern-5/2 term (one per input) to "
+                                             "the ARD Matern-5/2 kernel (GP only)"})
+        climb_starts: int = dataclasses.field(
+            default=5, metadata={"help": "hill-climb the acquisition (one parameter to any value per step) from the "
+                                         "this many best designs and this many best candidates; every design "
+                                         "visited joins the candidates (0 = no climb)"})
+        climb_steps: int = dataclasses.field(default=20, metadata={"help": "steps per acquisition climb"})
         constraints: bool = dataclasses.field(
             default=True, metadata={"help": "model each target's log violation and weight the acquisition by the "
                                             "probability of meeting it (else target misses score below every hit)"})
@@ -163,8 +163,10 @@ class BayesOpt(Agent):
                 raise ValueError(f"n_initial_points={self.n_initial_points} must be >= 1")
             if self.n_points < 1:
                 raise ValueError(f"n_points={self.n_points} must be >= 1")
-            if self.gp_max_iter < 0 or self.local_candidates < 0:
-                raise ValueError("gp_max_iter and local_candidates must be >= 0")
+            if self.gp_max_iter < 0 or self.local_candidates < 0 or self.climb_starts < 0 or self.climb_steps < 0:
+                raise ValueError("gp_max_iter, local_candidates, climb_starts and climb_steps must be >= 0")
+            if self.additive and self.base_estimator != "GP":
+                raise ValueError(f"additive=True needs base_estimator='GP' (got {self.base_estimator!r})")
             if self.refit_every < 1:
                 raise ValueError(f"refit_every={self.refit_every} must be >= 1")
             if not (self.xi >= 0 and self.kappa >= 0):
@@ -172,7 +174,8 @@ class BayesOpt(Agent):
 
     def __init__(self, space, **kw: Any) -> None:
         super().__init__(space, **kw)
-        self._skopt = require("skopt", agent=self.name, extra=None, package="scikit-optimize")
+        self._skopt = (require("skopt", agent=self.name, extra=None, package="scikit-optimize")
+                       if self.params.base_estimator != "GP" else None)
         self._active = [j for j, prm in enumerate(space.params) if prm.size > 1]
         self._nvec = np.array([space.params[j].size for j in self._active], dtype=np.int64)
         self._ordered = np.array([space.params[j].ordered for j in self._active], dtype=bool)
@@ -189,7 +192,10 @@ class BayesOpt(Agent):
         self._feas_model = self._log_cost and self.params.feasibility
         self._initial: list[tuple[int, ...]] | None = None  # the Latin hypercube, once drawn
         self._feasible: list[bool] = []  # the simulator's verdict per evaluated design
-        self._fits = [_CappedLbfgsb(self.params.gp_max_iter) for _ in range(2 + len(self._targets))]
+        # one GP per modelled quantity (objective, each target, feasibility), kept across asks
+        # for the warm start of its kernel fit
+        self._gps = [MaternGP(self.params.gp_max_iter, additive=self.params.additive)
+                     for _ in range(2 + len(self._targets))]
         self._gains = np.zeros(3)  # gp_hedge portfolio gains (EI, PI, LCB)
         self._hedge_prev: np.ndarray | None = None  # gp_hedge: the encoded nominees of the last ask
 
@@ -211,14 +217,7 @@ class BayesOpt(Agent):
         p = self.params
         seed = int(self.rng.integers(2**31 - 1))
         if p.base_estimator == "GP":
-            from sklearn.gaussian_process.kernels import ConstantKernel, Matern
-
-            d = int(sum(1 if o else n for o, n in zip(self._ordered, self._nvec)))
-            kernel = ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
-                length_scale=np.ones(d), length_scale_bounds=[(0.01, 100)] * d, nu=2.5)
-            return skopt.learning.GaussianProcessRegressor(
-                kernel=kernel, normalize_y=True, noise="gaussian", n_restarts_optimizer=0,
-                optimizer=self._fits[k], random_state=seed)
+            return self._gps[k]
         if p.base_estimator == "GBRT":
             from sklearn.ensemble import GradientBoostingRegressor
 
@@ -258,9 +257,11 @@ class BayesOpt(Agent):
                 models.append(None)
                 continue
             k, Xk, yk = job
-            self._fits[k].refit = refit
             m = self._model(k)
-            m.fit(Xk, yk)
+            if self.params.base_estimator == "GP":
+                m.fit(Xk, yk, optimize=refit)
+            else:
+                m.fit(Xk, yk)
             models.append(m)
         ok = np.array(self._ok)
         best = float(np.max(y[ok])) if ok.any() else float(np.max(y[finite])) if finite.any() else 0.0
@@ -282,6 +283,14 @@ class BayesOpt(Agent):
                     x = self._X[i]
                     ones = ones + [x[:j] + (v,) + x[j + 1:] for j, n in enumerate(self._nvec.tolist())
                                    for v in range(n) if v != x[j]]
+                if rank == 0 and p.pairs:  # and every design that differs from it in two parameters
+                    x, nv = self._X[i], self._nvec.tolist()
+                    for j, k in itertools.combinations(range(len(nv)), 2):
+                        for a, b in itertools.product(range(nv[j]), range(nv[k])):
+                            if a != x[j] and b != x[k]:
+                                z = list(x)
+                                z[j], z[k] = a, b
+                                ones.append(tuple(z))
                 for nb in ones:
                     if nb not in self._seen:
                         cands[nb] = None
@@ -294,13 +303,11 @@ class BayesOpt(Agent):
     def _neighbours(self, x: tuple[int, ...]) -> list[tuple[int, ...]]:
         return index_neighbours(x, self._nvec.tolist(), self._ordered.tolist())
 
-    def _acquire(self) -> tuple[int, ...]:
+    def _acq(self, models, cand: np.ndarray) -> dict:
+        """Every acquisition (maximisation scale) at index vectors ``cand``."""
         from scipy.stats import norm
 
-        model, constraint_models, best = self._fit()
-        cand = self._candidates()
-        if len(cand) == 0:  # every candidate was evaluated: a random design (space nearly exhausted)
-            return tuple(int(v) for v in self.rng.integers(0, self._nvec))
+        model, constraint_models, best = models
         Xc = self._encode(cand)
         mu, sd = model.predict(Xc, return_std=True)
         sd = np.maximum(sd, 1e-9)
@@ -312,11 +319,64 @@ class BayesOpt(Agent):
         # skopt's acquisitions, on the maximisation scale: xi is relative to the model's y scale
         scale = float(np.std(self._finite_y())) or 1.0
         z_ei = (mu - best - self.params.xi * scale) / sd
-        acqs = {
+        return {
             "EI": ((mu - best - self.params.xi * scale) * norm.cdf(z_ei) + sd * norm.pdf(z_ei)) * pof,
             "PI": norm.cdf(z_ei) * pof,
             "LCB": (mu + self.params.kappa * sd) + np.log(np.maximum(pof, 1e-300)) * scale,
+            "X": Xc,
         }
+
+    def _climb(self, models, starts: np.ndarray) -> np.ndarray:
+        """Best-improvement hill climbing on the acquisition from each start, one parameter
+        changed (to any value) per step; returns every design visited."""
+        acq = self.params.acq_func if self.params.acq_func != "gp_hedge" else "EI"
+        nv = self._nvec.tolist()
+        moves = [(j, v) for j, n in enumerate(nv) for v in range(n)]
+        mj = np.array([m[0] for m in moves])
+        mv = np.array([m[1] for m in moves])
+        cur = np.array(starts, dtype=np.int64)
+        val = self._acq(models, cur)[acq]
+        visited = [cur.copy()]
+        active = np.ones(len(cur), dtype=bool)
+        for _ in range(self.params.climb_steps):
+            if not active.any():
+                break
+            a = np.flatnonzero(active)
+            nb = np.repeat(cur[a], len(moves), axis=0)
+            rows = np.arange(len(nb))
+            nb[rows, np.tile(mj, len(a))] = np.tile(mv, len(a))
+            v = self._acq(models, nb)[acq].reshape(len(a), len(moves))
+            k = np.argmax(v, axis=1)
+            better = v[np.arange(len(a)), k] > val[a] * (1 + 1e-9) + 1e-300
+            for i, si in enumerate(a):
+                if better[i]:
+                    cur[si] = nb[i * len(moves) + k[i]]
+                    val[si] = v[i, k[i]]
+                else:
+                    active[si] = False
+            visited.append(cur[a[better]].copy())
+        return np.concatenate(visited)
+
+    def _acquire(self) -> tuple[int, ...]:
+        models = self._fit()
+        cand = self._candidates()
+        if self.params.climb_starts and len(cand):
+            acq = self.params.acq_func if self.params.acq_func != "gp_hedge" else "EI"
+            v = self._acq(models, cand)[acq]
+            key = np.where(np.array(self._ok), np.array(self._y, dtype=float), -np.inf)
+            key = np.where(np.isnan(key), -np.inf, key)
+            top = np.array(self._X, dtype=np.int64)[np.argsort(-key, kind="stable")[: self.params.climb_starts]]
+            starts = np.concatenate([top, cand[np.argsort(-v, kind="stable")[: self.params.climb_starts]]])
+            extra = [tuple(r) for r in self._climb(models, starts).tolist()]
+            known = set(map(tuple, cand.tolist()))
+            extra = [r for r in dict.fromkeys(extra) if r not in self._seen and r not in known]
+            if extra:
+                cand = np.concatenate([cand, np.array(extra, dtype=np.int64)])
+        if len(cand) == 0:  # every candidate was evaluated: a random design (space nearly exhausted)
+            return tuple(int(v) for v in self.rng.integers(0, self._nvec))
+        acqs = self._acq(models, cand)
+        Xc = acqs["X"]
+        model = models[0]
         if self.params.acq_func != "gp_hedge":
             return tuple(int(v) for v in cand[int(np.argmax(acqs[self.params.acq_func]))])
         # skopt's gp_hedge (Hoffman et al. 2011): each acquisition's gain grows by the refitted

@@ -17,8 +17,9 @@ on a local process pool) and reports per agent:
 * agent overhead per evaluation (ask + tell + run-loop bookkeeping, ms) next
   to the evaluator's time per evaluation (simulator + validation + cache).
 
-Acceptance check printed at the end: TPE and BO within 1% in at most 200
-evaluations for at least 80% of seeds.  The timing columns come only from runs
+Acceptance check printed at the end (issue #19 item 3): per env, which model-based agent
+(BO, GP, TPE) is within 1% in at most ``--budget`` evaluations on at least 80% of seeds; the
+target is met on an env when at least one is.  The timing columns come only from runs
 executed in this invocation (a run already in ``--db`` is reused, not timed).
 Machines are shared and noisy: compare ratios, not absolute times.
 """
@@ -44,7 +45,7 @@ from archgym.sweep import (AgentEntry, EnvEntry, SweepSpec, SweepSpecError, can_
                            expand, run_sweep)
 
 THRESHOLD = 0.01  # within 1% of the optimum cost
-CHECKED = ("tpe", "bo")
+CHECKED = ("bo", "gp", "tpe")  # the model-based agents
 
 
 def near_optimal(o, space) -> str:
@@ -134,6 +135,7 @@ def main(argv=None) -> int:
     verdicts = []
     with RunStore(db) as store:
         for entry in entries:
+            passed = []
             opt, obj = optima[entry.id]
             for agent in args.agents:
                 ts = [t for t in tasks if t.env.id == entry.id and t.agent == agent]
@@ -158,8 +160,12 @@ def main(argv=None) -> int:
                     f"| {entry.id} | {label} | {hits}/{len(ts)} | {f'{statistics.median(to1):g}' if to1 else '-'} | "
                     f"{_pct(gmed)} / {_pct(min(gaps))} | {_ms(agent_ms)} | {_ms(sim_ms)} |")
                 if agent in CHECKED:
+                    ok = hits >= 0.8 * len(ts)
+                    passed += [label] if ok else []
                     verdicts.append(f"{label} on {entry.id}: {hits}/{len(ts)} seeds within 1% "
-                                    f"({'PASS' if hits >= 0.8 * len(ts) else 'FAIL'} at >= 80%)")
+                                    f"({'PASS' if ok else 'FAIL'} at >= 80%)")
+            if any(a in CHECKED for a in args.agents):
+                verdicts.append(f"{entry.id}: target {'MET by ' + ', '.join(passed) if passed else 'NOT MET'}")
     print("\n".join(lines))
     print("\n".join(verdicts))
     return 0

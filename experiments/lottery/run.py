@@ -6,10 +6,11 @@ Run:  python experiments/lottery/run.py [--workers N | --scheduler tcp://host:po
 1. Runs the sweep of ``spec.yaml`` (every agent over its hyperparameter grid
    and seeds at one fixed budget) into ``results/lottery.db``; a rerun skips
    the runs already complete, so an interrupted study resumes.
-2. On every env whose space can be enumerated, finds the exact optimum by
-   exhaustive batched evaluation (``archgym.sweep.exhaustive``), cached in
-   ``results/optima.json``.  Elsewhere the best design of all runs stands in
-   (marked "best known").
+2. Finds every env's exact optimum with ``archgym.optimum.optimum`` (exhaustive
+   batched evaluation where the space can be enumerated, the simulator's own exact
+   method otherwise, e.g. AgileQuant-v0's branch and bound), cached in
+   ``results/optima.json``.  An env with no exact method falls back to the best
+   design of all runs (marked "best known").
 3. Writes ``results/lottery.md`` (the table), ``results/lottery_runs.csv``
    (one row per run) and three figures: ``box.png`` (final quality per run, per
    agent), ``curves.png`` (best-so-far quality, median and inter-quartile band
@@ -39,7 +40,8 @@ from archgym.executors import make_executor
 from archgym.objective import Objective
 from archgym.plots import pareto_mask
 from archgym.store import RunStore
-from archgym.sweep import can_enumerate, evaluator_for, exhaustive, expand, load_spec, run_sweep
+from archgym.optimum import NoExactMethod, can_enumerate, exhaustive, optimum
+from archgym.sweep import evaluator_for, expand, load_spec, run_sweep
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,16 +64,21 @@ def optimum_for(entry, cache: dict, out: Path) -> dict | None:
     if key in cache:
         return cache[key]
     ev = evaluator_for(entry)
-    if not can_enumerate(ev):
+    fx, fy = front_metrics(ev.metric_names)
+    try:
+        # exhaustive where enumerable (it also gives the exact Pareto front for pareto.png)
+        o = exhaustive(ev, front=(fx, fy)) if can_enumerate(ev) else optimum(ev)
+    except NoExactMethod as e:
+        print(f"no exact optimum of {entry.id}: {e}", flush=True)
         cache[key] = None
         return None
-    fx, fy = front_metrics(ev.metric_names)
-    o = exhaustive(ev, front=(fx, fy))
+    front = getattr(o, "front", None)
     cache[key] = {"env": entry.id, "design": o.design, "reward": o.reward, "cost": o.cost,
-                  "n_designs": o.n_designs, "n_feasible": o.n_feasible, "front": dict(o.front), "wall_s": o.wall_s}
+                  "n_designs": o.n_designs, "n_feasible": getattr(o, "n_feasible", None),
+                  "front": dict(front) if front else None, "method": o.method, "wall_s": o.wall_s}
     (out / "optima.json").write_text(json.dumps(cache, indent=1, default=str))
-    print(f"exhaustive optimum of {entry.id}: cost {o.cost:.6g}, reward {o.reward:.6f} over {o.n_designs:,} designs "
-          f"in {o.wall_s:.1f} s", flush=True)
+    print(f"exact optimum of {entry.id}: cost {o.cost:.6g}, reward {o.reward:.6f} over {o.n_designs:,} designs "
+          f"in {o.wall_s:.1f} s ({o.method})", flush=True)
     return cache[key]
 
 
@@ -128,8 +135,14 @@ def analyse(tasks, store: RunStore, optima: dict, out: Path) -> str:
         rs = [r for r in runs if r["key"] == k]
         env_id = rs[0]["task"].env.id
         o = optima.get(k)
-        ref = (f"exhaustive optimum: cost {o['cost']:.6g} over {o['n_designs']:,} designs ({o['n_feasible']:,} "
-               f"feasible), found in {o['wall_s']:.1f} s" if o else "not enumerable: gap to the best design of all runs")
+        if o is None:
+            ref = "no exact method: gap to the best design of all runs"
+        elif o.get("n_feasible") is not None:
+            ref = (f"exhaustive optimum: cost {o['cost']:.6g} over {o['n_designs']:,} designs ({o['n_feasible']:,} "
+                   f"feasible), found in {o['wall_s']:.1f} s")
+        else:  # the simulator's own exact method (e.g. branch and bound)
+            ref = (f"exact optimum: cost {o['cost']:.6g} over {o['n_designs']:,} designs, found in {o['wall_s']:.1f} s "
+                   f"by {o['method'].split(';')[0]}")
         lines += [f"## {env_id}", "", f"Objective: {rs[0]['obj'].describe()}; budget {rs[0]['task'].budget}; {ref}.", "",
                   "| agent | configs x seeds | best reward: median [min, max] | gap to optimum: best / median | "
                   "within 1% | target-hit rate | evals to 95% (runs reaching) | spread over configs (median gap) |",
@@ -237,7 +250,7 @@ def _plots(runs, envs, agents, optima, out: Path) -> None:
                     p = pts[f][np.argsort(pts[f][:, 0])]
                     ax.step(p[:, 0], p[:, 1], where="post", color=colors[a], lw=1, alpha=0.8, label=a)
             o = optima.get(k)
-            if o and o["front"]["x"] == fx:
+            if o and o.get("front") and o["front"]["x"] == fx and o["front"]["y"] == fy:
                 ax.step(o["front"]["xs"], o["front"]["ys"], where="post", color="black", lw=2, label="exact front")
             ax.set_xscale("log")
             ax.set_yscale("log")
