@@ -2,7 +2,8 @@
 
 ArchGym's BO wrapped the simulator as a scikit-learn estimator and drove it
 with ``BayesSearchCV``, which made ~4 simulator calls per counted iteration
-(cross-validation folds and a re-fit in the scorer; archgym.md §2).  Here the
+(cross-validation folds and a re-fit in the scorer; oss-arch-gym's
+``arch_gym/envs`` BO wrappers).  Here the
 agent only proposes points: every asked design is evaluated once by the
 shared run loop and told back.  The loop is the textbook one over a finite,
 mixed (ordered + categorical) space:
@@ -73,7 +74,7 @@ BLAS thread (``agents._util.single_thread``); replaying the logged results
 reproduces the asks (how a killed run resumes).
 
 scikit-optimize 0.10.2 works with numpy 2.4 / scikit-learn 1.9 but its
-repository was archived in 2024 (scalesim.md §3.4); it is kept as the
+repository was archived on 2024-02-28 (scikit-optimize on GitHub); it is kept as the
 ArchGym-compatible BO baseline.  The maintained alternatives are Optuna's
 ``GPSampler`` (``--agent gp``) and TPE (``--agent tpe``).
 """

@@ -65,7 +65,7 @@ def layer_eval(M, K, N, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_
     kn = K * N
     mn = M * N
     kf = _cdiv(K, R)
-    # SRAM word counts (scalesim.md §1.5)
+    # SRAM word counts as SCALE-Sim 3.0.0 reports them (DETAILED_ACCESS_REPORT.csv)
     if df == 0:
         if_rd = mk * _cdiv(N, C)
         fl_rd = kn * _cdiv(M, R)

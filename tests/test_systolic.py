@@ -135,7 +135,7 @@ def test_breakdown_sums_to_totals_and_names_every_layer():
 
 @pytest.mark.parametrize(
     "shape, rc, expected",
-    [  # scalesim.md §1.7 hand-picked runs of the real SCALE-Sim 3.0.0
+    [  # hand-picked runs of the real SCALE-Sim 3.0.0 (COMPUTE_REPORT.csv "Total Cycles")
         ((64, 48, 32), (8, 8), (1983, 2063, 2591)),
         ((20, 37, 13), (8, 8), (305, 419, 524)),
         ((128, 96, 64), (8, 8), (14079, 14399, 16511)),
