@@ -343,3 +343,36 @@ def batch_eval_grid(gemms, idx, tabs, strides, n_keys, mode):
             res[d, j] = store[s, j]
         res[d, 1] = store[s, N_OUT + idx[d, 6]]
     return res
+
+
+@numba.njit(cache=True, parallel=True)
+def batch_eval_par(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, n_chunks):
+    """:func:`batch_eval` over ``n_chunks`` contiguous chunks of the designs in parallel threads;
+    each design's row is computed by the same code in the same order, so the result is
+    bit-identical to :func:`batch_eval`."""
+    n = R.shape[0]
+    res = np.empty((n, N_OUT))
+    step = (n + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        lo = c * step
+        hi = min(n, lo + step)
+        if lo < hi:
+            res[lo:hi] = batch_eval(gemms, R[lo:hi], C[lo:hi], df[lo:hi], if_bits[lo:hi], fl_bits[lo:hi],
+                                    of_bits[lo:hi], bw_bits[lo:hi], a_bits[lo:hi], w_bits[lo:hi], mode)
+    return res
+
+
+@numba.njit(cache=True, parallel=True)
+def batch_eval_grid_par(gemms, idx, tabs, strides, n_keys, mode, n_chunks):
+    """:func:`batch_eval_grid` over ``n_chunks`` contiguous chunks in parallel threads, each with
+    its own key table (a key shared across chunks is mapped once per chunk); bit-identical to
+    :func:`batch_eval_grid`, since a design's values never depend on which slot priced them."""
+    n = idx.shape[0]
+    res = np.empty((n, N_OUT))
+    step = (n + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        lo = c * step
+        hi = min(n, lo + step)
+        if lo < hi:
+            res[lo:hi] = batch_eval_grid(gemms, idx[lo:hi], tabs, strides, n_keys, mode)
+    return res

@@ -106,6 +106,7 @@ import functools
 import math
 from typing import Any, Mapping
 
+import numba
 import numpy as np
 
 from archgym.metrics import Metrics
@@ -154,6 +155,7 @@ _INT_RANGES = {"rows": (1, 4096), "cols": (1, 4096), "ifmap_sram_kb": (1, 1 << 2
                "ofmap_sram_kb": (1, 1 << 20), "dram_bw_bytes": (1, 1 << 16), "act_bits": (1, 32),
                "weight_bits": (1, 32)}
 _CLOCK_MHZ = (1e-3, 1e5)
+_PARALLEL_MIN = 4096   # designs per batch from which evaluate_batch uses every numba thread
 # design-space parameters (by position) a layer's mapping and counts depend on: all but
 # dram_bw_bytes (6) and clock_mhz (7)
 _KEY_PARAMS = (0, 1, 2, 3, 4, 5, 8, 9)
@@ -511,13 +513,17 @@ class SystolicSimulator(Simulator):
         # kernel maps each (array, dataflow, SRAMs, bit widths) of the batch once, reading the
         # index vectors directly.  Only for the mapper (the fixed loop order is cheaper to
         # recompute than to look up) and batches large enough to repay the key table.
+        # large batches run as one contiguous chunk per thread (bit-identical: same code per design)
+        chunks = numba.get_num_threads() if len(idx) >= _PARALLEL_MIN else 1
+        gemms = self.distinct_gemms(workload)
         if self._code == _kern.MAPPED and len(idx) * 4 >= self._n_keys:
-            res = _kern.batch_eval_grid(self.distinct_gemms(workload), idx, self._tabs,
-                                        self._strides, self._n_keys, self._code)
+            if chunks > 1:
+                res = _kern.batch_eval_grid_par(gemms, idx, self._tabs, self._strides, self._n_keys, self._code, chunks)
+            else:
+                res = _kern.batch_eval_grid(gemms, idx, self._tabs, self._strides, self._n_keys, self._code)
         else:
-            res = _kern.batch_eval(
-                self.distinct_gemms(workload), rows, cols, df, ifk * 8192, flk * 8192, ofk * 8192, bw * 8, ab, wb,
-                self._code)
+            args = (gemms, rows, cols, df, ifk * 8192, flk * 8192, ofk * 8192, bw * 8, ab, wb, self._code)
+            res = _kern.batch_eval_par(*args, chunks) if chunks > 1 else _kern.batch_eval(*args)
         cols_ = np.ascontiguousarray(res.T)  # one copy, then every column op runs on contiguous data
         out = _derive(cols_[:8], cols_[8], cols_[10], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
         out["cycles"] = res[:, 1]

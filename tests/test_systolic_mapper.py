@@ -133,3 +133,28 @@ def test_layer_model_best_is_the_kernel_with_the_roofline():
     with pytest.raises(ValueError, match="powers of two"):
         layer_model(8, 8, 8, rows=24, cols=8, dataflow="ws", ifmap_sram_kb=1, filter_sram_kb=1, ofmap_sram_kb=1,
                     dram_bw_bytes=1, act_bits=8, weight_bits=8)
+
+
+@pytest.mark.parametrize("opts", [{}, {"mapping": "fixed"}, {"mode": "scalesim"}])
+def test_parallel_batch_equals_sequential(opts):
+    """evaluate_batch on a large batch runs one chunk per numba thread (batch_eval_par /
+    batch_eval_grid_par); every design's totals equal the sequential kernels' bit for bit."""
+    import numba
+
+    from simulators import _systolic_kernels as kern
+    from simulators.systolic import SystolicSimulator
+
+    sim = SystolicSimulator(**opts)
+    space = sim.design_space()
+    idx = np.ascontiguousarray(space.sample_indices(np.random.default_rng(5), 6000))
+    gemms = sim.distinct_gemms(sim.workload("llama-2-7b/prefill"))
+    rows, cols, df, ifk, flk, ofk, bw, clk, ab, wb = kern.gather(idx, sim._raw)
+    args = (gemms, rows, cols, df, ifk * 8192, flk * 8192, ofk * 8192, bw * 8, ab, wb, sim._code)
+    for chunks in (2, 3):
+        assert np.array_equal(kern.batch_eval_par(*args, chunks), kern.batch_eval(*args))
+        assert np.array_equal(kern.batch_eval_grid_par(gemms, idx, sim._tabs, sim._strides, sim._n_keys, sim._code, chunks),
+                              kern.batch_eval_grid(gemms, idx, sim._tabs, sim._strides, sim._n_keys, sim._code))
+    assert numba.get_num_threads() >= 1
+    out = sim.evaluate_batch(idx, "llama-2-7b/prefill")
+    seq = sim.evaluate_batch(idx[:4000], "llama-2-7b/prefill")   # below the parallel threshold
+    assert np.array_equal(out["cycles"][:4000], seq["cycles"]) and np.array_equal(out["energy_j"][:4000], seq["energy_j"])
