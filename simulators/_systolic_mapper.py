@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import types
-from numba.core.extending import intrinsic
+
+from archgym.numba_bits import ctlz as _ctlz
 
 __all__ = ["map_gemm", "map_roles", "map_roles_scan", "CASES", "INF"]
 
@@ -196,16 +195,6 @@ def map_roles_scan(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
         bt <<= 1
     return best
 
-
-@intrinsic
-def _ctlz(typingctx, x):
-    """Count of leading zero bits of an int64 (LLVM ctlz; one instruction, no libm call)."""
-    sig = types.int64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
-
-    return sig, codegen
 
 
 @numba.njit(cache=True)

@@ -18,24 +18,14 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import prange, types
-from numba.extending import intrinsic
+from numba import prange
+
+from archgym.numba_bits import ctlz as _ctlz
 
 __all__ = ["pe_rows", "pe_rows_serial", "fsum_rows", "fsum_rows_serial", "add_round", "round_to", "bitlen"]
 
 _EXACT_SHIFT = 30  # exponent differences up to this are added exactly in int64
 
-
-@intrinsic
-def _ctlz(typingctx, x):
-    """Count leading zeros of an int64 (LLVM ``ctlz``; 64 for 0)."""
-    sig = types.int64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
-
-    return sig, codegen
 
 
 @numba.njit(cache=True, inline="always")

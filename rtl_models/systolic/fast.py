@@ -15,6 +15,7 @@ import numpy as np
 
 from ..intgemm import abs_max, exact_matmul
 from .accumulator import Accumulator, wrap_to_bits
+from .gemm import check_operand as _operand
 
 __all__ = ["gemm_fast"]
 
@@ -45,22 +46,3 @@ def gemm_fast(A: np.ndarray, B: np.ndarray, *, acc_bits: int | None = None,
                          f"B.shape[0] == A.shape[1]")
     out = exact_matmul(a, b, a_max=a_max, b_max=b_max)
     return out if acc.bits is None else wrap_to_bits(out, acc.bits)
-
-
-def _operand(name: str, x: object, int32_only: bool) -> tuple[np.ndarray, int]:
-    """``gemm._operand``'s checks without its int64 copy (int8 storage stays int8)."""
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} has dtype {arr.dtype}; allowed: an integer dtype "
-                         f"(int8..int64, uint8..uint64)")
-    if arr.ndim != 2 or 0 in arr.shape:
-        raise ValueError(f"{name} has shape {arr.shape}; allowed: a non-empty 2-D matrix")
-    lo, hi = int(arr.min()), int(arr.max())
-    if hi > np.iinfo(np.int64).max:
-        raise ValueError(f"{name} holds {hi}; allowed: values that fit int64")
-    if int32_only and (lo < -(1 << 31) or hi > (1 << 31) - 1):
-        raise ValueError(f"{name} holds values in [{lo}, {hi}]; allowed with acc_bits set: values that "
-                         f"fit int32 (so every product is exact)")
-    if arr.dtype == np.uint64:
-        arr = arr.astype(np.int64)
-    return arr, max(abs(lo), abs(hi), 1)

@@ -47,20 +47,29 @@ class SystolicResult:
         return self.mac_trace / float(self.rows * self.cols)
 
 
-def _operand(name: str, x: object, int32_only: bool) -> np.ndarray:
+def check_operand(name: str, x: object, int32_only: bool) -> tuple[np.ndarray, int]:
+    """Check an integer GEMM operand (2-D, non-empty, integer dtype, values that fit int64, and
+    int32 when ``int32_only``) without copying it; returns it (uint64 as int64) and ``max|x|``
+    (at least 1).  Shared by this reference and the vectorised path (``fast.py``)."""
     arr = np.asarray(x)
     if arr.dtype.kind not in "iu":
         raise ValueError(f"{name} has dtype {arr.dtype}; allowed: an integer dtype "
                          f"(int8..int64, uint8..uint64)")
     if arr.ndim != 2 or 0 in arr.shape:
         raise ValueError(f"{name} has shape {arr.shape}; allowed: a non-empty 2-D matrix")
-    if arr.dtype == np.uint64 and int(arr.max()) > _INT64_MAX:
-        raise ValueError(f"{name} holds {int(arr.max())}; allowed: values that fit int64")
-    arr = arr.astype(_I64)
-    if int32_only and (arr.min() < _INT32.min or arr.max() > _INT32.max):
-        raise ValueError(f"{name} holds values in [{int(arr.min())}, {int(arr.max())}]; allowed with "
-                         f"acc_bits set: values that fit int32 (so every product is exact)")
-    return arr
+    lo, hi = int(arr.min()), int(arr.max())
+    if hi > _INT64_MAX:
+        raise ValueError(f"{name} holds {hi}; allowed: values that fit int64")
+    if int32_only and (lo < _INT32.min or hi > _INT32.max):
+        raise ValueError(f"{name} holds values in [{lo}, {hi}]; allowed with acc_bits set: values that "
+                         f"fit int32 (so every product is exact)")
+    if arr.dtype == np.uint64:
+        arr = arr.astype(_I64)
+    return arr, max(abs(lo), abs(hi), 1)
+
+
+def _operand(name: str, x: object, int32_only: bool) -> np.ndarray:
+    return check_operand(name, x, int32_only)[0].astype(_I64)
 
 
 def simulate_gemm(A: np.ndarray, B: np.ndarray, rows: int, cols: int, dataflow: str, *,
