@@ -204,7 +204,12 @@ def _file_stamp(text: str) -> tuple | None:
     None for a zoo or simulator-own name: a cached workload is reused while this is unchanged."""
     import os
 
-    path = os.path.expanduser(parse_workload(text)[0])
+    from .workloads import MODELS
+
+    src = parse_workload(text)[0]
+    if src.partition("/")[0] in MODELS:   # a zoo name wins over any file of that name: no stat
+        return None
+    path = os.path.expanduser(src)
     if os.path.isdir(path):
         path = os.path.join(path, "config.json")
     try:
