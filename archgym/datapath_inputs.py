@@ -82,7 +82,12 @@ def gen_systolic(rng, o: Mapping[str, Any], kind: str) -> dict | None:
         if o["signed"] and rng.integers(2):   # the negative limit: -a is in range for a <= hi
             a[0] = -a[0]
         return {"a": a, "w": w}
-    m, k, n = _dims(rng, kind)
+    return _gemm_operands(rng, kind, _dims(rng, kind), lo_a, hi_a, lo_w, hi_w)
+
+
+def _gemm_operands(rng, kind: str, mkn, lo_a: int, hi_a: int, lo_w: int, hi_w: int) -> dict:
+    """``a [m, k]``, ``w [k, n]`` of an ``extreme``, ``zero`` or plain random GEMM case."""
+    m, k, n = mkn
     if kind == "extreme":
         return {"a": _extreme(rng, lo_a, hi_a, (m, k)), "w": _extreme(rng, lo_w, hi_w, (k, n))}
     a, w = _uniform(rng, lo_a, hi_a, (m, k)), _uniform(rng, lo_w, hi_w, (k, n))
@@ -116,13 +121,7 @@ def gen_smmw(name: str):
                 a_u, w_u = hit
             a, w = _place(rng, np.array(a_u) - oa, np.array(w_u) - ow, lo_a, hi_a, lo_w, hi_w)
             return {"a": a, "w": w}
-        m, k, n = _dims(rng, kind, 600 if kind == "random" else 48)
-        if kind == "extreme":
-            return {"a": _extreme(rng, lo_a, hi_a, (m, k)), "w": _extreme(rng, lo_w, hi_w, (k, n))}
-        a, w = _uniform(rng, lo_a, hi_a, (m, k)), _uniform(rng, lo_w, hi_w, (k, n))
-        if kind == "zero":
-            (a if rng.integers(2) else w)[...] = 0
-        return {"a": a, "w": w}
+        return _gemm_operands(rng, kind, _dims(rng, kind, 600 if kind == "random" else 48), lo_a, hi_a, lo_w, hi_w)
     return gen
 
 
