@@ -3,7 +3,8 @@ counted over >= 100,000 (design, workload) pairs (issue #15 item 2).
 
 Run:  python benchmarks/bench_systolic.py               (speed + properties, about 2-4 min)
       python benchmarks/bench_systolic.py --only speed  (or --only properties)
-      python benchmarks/bench_systolic.py --only rules  (the rule and fill/drain variants, ~15-30 min)
+      python benchmarks/bench_systolic.py --only rules  (the rule and fill/drain variants, ~20-40 min;
+                                                          --fill pipe for one variant)
 
 Prints markdown tables; benchmarks/README.md records them.  Speed figures are medians of
 repeats measured side by side in this one process; each is given in wall time and in this
@@ -253,11 +254,16 @@ def mapped_vs_fixed(n_designs: int = 20_000) -> list[tuple]:
 # A brute-force twin of the mapper (every candidate tile triple, every choice of the one saved
 # operand) with two switches the model does not have: the fill/drain per pass ("full": 2R + C - 2
 # whatever the pass uses, the model before the used-lane rule; "used": R + a + b - 2, the model;
-# "lanes": 2a + b - 2, an array whose unused rows cost nothing either) and the selection rule
+# "lanes": 2a + b - 2, an array whose unused rows cost nothing either; "pipe": passes pipelined
+# through double-buffered stationary registers, as the TPU's weight double-buffering (Jouppi et al.,
+# ISCA 2017, section 2) and Gemmini's PEs do: a pass occupies the array for max(t, a) cycles, its
+# streamed length or the a-cycle shift of its stationary tile (ws/is: in from the top, os: out),
+# and the skew and one traversal of the height, R + min(B, C) - 2, are paid once per GEMM) and the
+# selection rule
 # ("bits": fewest DRAM bits, then compute cycles, the model; "cycles": fewest layer cycles
 # max(compute, DRAM bits / bandwidth), then DRAM bits, then compute).  ("used", "bits") must
 # reproduce the model exactly: rule_counts checks it on every design it prices.
-FILLS = ("full", "used", "lanes")
+FILLS = ("full", "used", "lanes", "pipe")
 RULES = ("bits", "cycles")
 
 
@@ -316,9 +322,19 @@ def _brute_kernels():
                         fd = PA * PB * nT * (2 * R + C - 2)
                     elif fill == 1:
                         fd = nT * (PA * PB * (R - 2) + PB * A + PA * B)
-                    else:
+                    elif fill == 2:
                         fd = nT * (2 * PB * A + PA * B - 2 * PA * PB)
-                    comp = fd + PA * PB * T
+                    if fill == 3:
+                        h = min(At, R)
+                        al = A - (PA - 1) * h
+                        tt = min(Tt, T)
+                        tl = T - (nT - 1) * tt
+                        sm = ((PA - 1) * (nT - 1) * max(tt, h) + (PA - 1) * max(tl, h) + (nT - 1) * max(tt, al)
+                             + max(tl, al))
+                        comp = PB * sm + R + min(B, C) - 2
+                        fd = comp - PA * PB * T
+                    else:
+                        comp = fd + PA * PB * T
                     if rule == 0:
                         k1, k2, k3 = v, comp, 0
                     else:
@@ -431,13 +447,15 @@ def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("speed", "properties", "rules"))
+    ap.add_argument("--fill", action="append", choices=FILLS,
+                    help="with --only rules: this fill/drain variant only (repeatable; default: all)")
     args = ap.parse_args(argv)
     if args.only == "rules":
         print("| fill/drain per pass | rule | prefill: doubling rows > +10 % | doubling cols > +10 % | doubling rows "
               "slower | doubling cols slower | doubling an SRAM increased DRAM bytes | doubling bandwidth increased "
               "cycles | more MACs lowered energy | prefill median latency s | energy J | DRAM GB |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for fill in FILLS:
+        for fill in args.fill or FILLS:
             for rule in RULES:
                 c = rule_counts(fill, rule)
                 print(f"| {fill} | {rule} | {c['rows10']:,} of {c['prefill']:,} | {c['cols10']:,} | {c['rows_worse']:,} "

@@ -40,3 +40,25 @@ def test_core_resources_hand_computed_for_a_2_bit_and_a_1_6_bit_core():
     assert alm.tolist() == [4626, 4116]
     assert m20k.tolist() == [18, 21]
     assert dsp.tolist() == [8, 8]
+
+
+def test_register_file_blocks_at_an_m20k_boundary():
+    """The register file's M20K count where one bit decides it (both designs: 64-bit port,
+    16-beat bursts, so RMS 1 + row 2 + control 2 + FIFO ceil(2,048 / 20,480) = 1, i.e. 6 blocks
+    before the register file; 2-bit codes, 20-bit accumulators, 32-bit state).
+
+    On the boundary: 1 core, K = N = 1,280, no state: 2 x 1,280 x 8 + 2 x 1,280 x 32
+    + 6 x 1,280 x 32 = 20,480 + 81,920 + 245,760 = 348,160 = 17 x 20,480 bits exactly -> 17,
+    total 23 (one more bit per K or slice element, "2 K x 9" or "2 slice x 33", needs an 18th).
+
+    Just above it: 2 cores, N = 127, K = 127, 129 state values: slices ceil(127 / 2) = 64 and
+    ceil(129 / 2) = 65: 2 x 127 x 8 + 2 x 64 x 32 + 6 x 64 x 32 + 65 x 32
+    = 2,032 + 4,096 + 12,288 + 2,080 = 20,496 = 20,480 + 16 -> 2, total 8 (unrounded slices,
+    63.5 or 64.5 values, would fit one block).
+    """
+    on = types.SimpleNamespace(n_max=1280, k_max=1280, state_values=0)
+    above = types.SimpleNamespace(n_max=127, k_max=127, state_values=129)
+    for prog, cores, blocks in ((on, 1, 23), (above, 2, 8)):
+        _alm, m20k, _dsp = _core_resources(prog, np.array([cores]), np.array([64]), np.array([16]),
+                                           np.array([2.0]), np.array([20]), np.array([32]), np.array([100]))
+        assert m20k.tolist() == [blocks]
