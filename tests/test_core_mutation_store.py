@@ -635,3 +635,36 @@ def test_a_failed_export_leaves_the_existing_file_as_it_was(tmp_path, monkeypatc
         monkeypatch.setattr(store.os, "replace", full)
         assert _err(st.export, out, force=True) == f"cannot write {str(out)!r}: No space left on device"
         assert out.read_text() == "old\n"
+
+
+def test_hyperparameters_are_stored_with_sorted_keys(tmp_path):
+    """The params column is JSON with sorted keys, so a run's hyperparameters list (``archgym runs``,
+    plot labels) does not depend on the order the agent's fields were given in."""
+    with RunStore(tmp_path / "p.db") as st:
+        _begin(st, params={"pop_size": 8, "mutation_prob": 0.2, "elite": 1})
+        raw = st.conn.execute("SELECT params FROM runs").fetchone()[0]
+        assert raw == '{"elite": 1, "mutation_prob": 0.2, "pop_size": 8}'
+        assert list(st.run("r1").params) == ["elite", "mutation_prob", "pop_size"]
+
+
+def test_close_of_a_store_that_never_opened_is_a_no_op(tmp_path):
+    """A RunStore whose __init__ failed before it had a connection (no ``conn`` attribute at all)
+    closes without an error (close runs from __exit__ and __del__)."""
+    half = RunStore.__new__(RunStore)
+    half.close()
+    assert not hasattr(half, "conn")
+
+
+def test_a_log_without_its_meta_table_still_opens_read_only(tmp_path):
+    """The read-only check needs the runs and evals tables; the meta table (schema version) is
+    optional, as in a log whose meta table was dropped."""
+    p = tmp_path / "m.db"
+    with RunStore(p) as st:
+        _begin(st)
+        _row(st, "r1", 0)
+    con = sqlite3.connect(p)
+    con.execute("DROP TABLE meta")
+    con.commit()
+    con.close()
+    with RunStore(p, readonly=True) as ro:
+        assert [r.run_id for r in ro.runs()] == ["r1"] and ro.count("r1") == 1
