@@ -64,3 +64,13 @@ def test_a_design_over_dsps_and_on_chip_memory_reports_both():
     assert m.reason == ("needs 4256 DSPs (32x128 MAC array + 128 lane + 32 misc), device has 1728; "
                         "needs 7.217 MiB on chip, device holds 4.746 MiB BRAM+URAM + 0.411 MiB LUTRAM "
                         "(lutram_frac=0.5)")
+
+
+def test_a_design_using_exactly_every_dsp_fits():
+    """pe_in=52, pe_out=32 (values the simulator accepts outside the env's grid): 52 x 32 MACs + 32
+    lanes + 32 misc = 1,728 DSPs, exactly the XCZU7EV's 1,728: feasible (only more than the device
+    has is refused)."""
+    sim = M3ViTSimulator()
+    m = sim.evaluate({**sim.default_design(), "pe_in": 52, "pe_out": 32}, "pascal")
+    assert m.extra["dsp_count"] == 1728.0 and m.extra["dsp_util_frac"] == 1.0
+    assert m.feasible, m.reason
