@@ -668,3 +668,25 @@ def test_a_log_without_its_meta_table_still_opens_read_only(tmp_path):
     con.close()
     with RunStore(p, readonly=True) as ro:
         assert [r.run_id for r in ro.runs()] == ["r1"] and ro.count("r1") == 1
+
+
+def test_an_in_memory_log_never_checks_the_file_system(monkeypatch):
+    """":memory:" is SQLite's in-memory database, not a file name: no file check runs for it."""
+    def no_files(path, readonly):
+        raise AssertionError(f"_check_file called for {path!r}")
+
+    monkeypatch.setattr(store, "_check_file", no_files)
+    with RunStore(":memory:") as st:
+        _begin(st)
+        assert st.count("r1") == 0
+
+
+def test_a_connection_that_fails_to_open_is_one_store_error(tmp_path, monkeypatch):
+    """If SQLite cannot open the file at all, RunStore raises its one-line StoreError (there is no
+    connection to close yet)."""
+    def refuse(*args, **kwargs):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(store.sqlite3, "connect", refuse)
+    p = tmp_path / "x.db"
+    assert _err(RunStore, p) == f"cannot open run log {str(p)!r}: unable to open database file"
