@@ -324,6 +324,9 @@ def test_make_evaluator_overrides():
     assert ev.objective.weights == {"latency_s": 1.0} and [str(t) for t in ev.objective.targets] == ["area_mm2<=4"]
     ev = make_evaluator("archgym/Systolic-v0", objective={"targets": ["area_mm2<=4"]})
     assert ev.objective.weights == {}
+    # a mapping without "targets": no targets
+    ev = make_evaluator("archgym/Systolic-v0", objective={"spec": "latency_s"})
+    assert ev.objective.weights == {"latency_s": 1.0} and ev.objective.targets == ()
     o = Objective.parse("latency_s").with_reference(3.0)
     assert make_evaluator("archgym/Systolic-v0", objective=o).objective == o
     # the env's own objective when given as a mapping (BitMoD-v0: a spec and a target)
