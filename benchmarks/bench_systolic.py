@@ -174,6 +174,15 @@ def evaluate_arrays(sim: SystolicSimulator, gemms: np.ndarray, d: dict[str, np.n
     return out
 
 
+def sample_designs(space, rng, n: int) -> dict[str, np.ndarray]:
+    """``n`` uniformly random designs of ``space`` as one array per parameter (the dtypes
+    :func:`evaluate_arrays` takes)."""
+    idx = space.sample_indices(rng, n)
+    d = {p.name: np.asarray(p.values, dtype=object)[idx[:, j]] for j, p in enumerate(space.params)}
+    return {k: (v.astype(str) if k == "dataflow" else v.astype(float if k == "clock_mhz" else np.int64))
+            for k, v in d.items()}
+
+
 def properties(n_designs: int = 20_000) -> dict:
     """Count each property over len(PROPERTY_WORKLOADS) x n_designs pairs, per mapping."""
     report = {}
@@ -185,10 +194,7 @@ def properties(n_designs: int = 20_000) -> dict:
         dbl = {key: dict(worse=0, bound_fail=0, bound_fail_same_bits=0, over10_prefill=0, prefill=0, worst=0.0,
                          worst_prefill=0.0) for key in ("rows", "cols")}
         for wl in PROPERTY_WORKLOADS:
-            idx = space.sample_indices(rng, n_designs)
-            d = {p.name: np.asarray(p.values, dtype=object)[idx[:, j]] for j, p in enumerate(space.params)}
-            d = {k: (v.astype(str) if k == "dataflow" else v.astype(float if k == "clock_mhz" else np.int64))
-                 for k, v in d.items()}
+            d = sample_designs(space, rng, n_designs)
             g = sim.distinct_gemms(wl)
             base = evaluate_arrays(sim, g, d)
             c["pairs"] += n_designs
@@ -238,10 +244,7 @@ def mapped_vs_fixed(n_designs: int = 20_000) -> list[tuple]:
     rng = np.random.default_rng(5)
     out = []
     for wl in PROPERTY_WORKLOADS:
-        idx = space.sample_indices(rng, n_designs)
-        d = {p.name: np.asarray(p.values, dtype=object)[idx[:, j]] for j, p in enumerate(space.params)}
-        d = {k: (v.astype(str) if k == "dataflow" else v.astype(float if k == "clock_mhz" else np.int64))
-             for k, v in d.items()}
+        d = sample_designs(space, rng, n_designs)
         a = evaluate_arrays(best, best.distinct_gemms(wl), d)
         b = evaluate_arrays(fixed, fixed.distinct_gemms(wl), d)
         lr, er, tr = a["latency_s"] / b["latency_s"], a["energy_j"] / b["energy_j"], a["dram_bytes"] / b["dram_bytes"]
@@ -415,10 +418,7 @@ def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
              cols_worse=0)
     lat, en, by = [], [], []
     for wl in PROPERTY_WORKLOADS:
-        idx = space.sample_indices(rng, n_designs)
-        d = {p.name: np.asarray(p.values, dtype=object)[idx[:, j]] for j, p in enumerate(space.params)}
-        d = {k: (v.astype(str) if k == "dataflow" else v.astype(float if k == "clock_mhz" else np.int64))
-             for k, v in d.items()}
+        d = sample_designs(space, rng, n_designs)
         g = sim.distinct_gemms(wl)
         base = ev(g, d)
         c["pairs"] += n_designs

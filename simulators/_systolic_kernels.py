@@ -178,6 +178,18 @@ def capacities(if_bits, fl_bits, of_bits, a_bits, w_bits):
     return (if_bits // 2) // a_bits, (fl_bits // 2) // w_bits, (of_bits // 2) // PSUM_BITS
 
 
+@numba.njit(cache=True, inline="always")
+def _add_row(acc, row, M, K, N, cnt):
+    """Add one GEMM row of :func:`layer_row` (``cnt`` instances) to a design's N_OUT totals ``acc``:
+    LAYER_FIELDS, the MAC count, the passes, their fill/drain cycles.  :func:`_totals` adds the same
+    terms in the same order into local scalars instead (the hot batched path)."""
+    for j in range(8):
+        acc[j] += float(row[j]) * cnt
+    acc[8] += float(M) * K * N * cnt
+    acc[9] += float(row[8]) * cnt
+    acc[10] += float(row[17]) * cnt
+
+
 @numba.njit(cache=True)
 def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, rows, out):
     """Every GEMM row ``(m, k, n, count)`` of a workload: per-instance results in ``rows``
@@ -194,11 +206,7 @@ def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_b
         row = rows[i]
         layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
                   mode, row)
-        for j in range(8):
-            out[j] += float(row[j]) * cnt
-        out[8] += float(M) * K * N * cnt
-        out[9] += float(row[8]) * cnt
-        out[10] += float(row[17]) * cnt
+        _add_row(out, row, M, K, N, cnt)
 
 
 @numba.njit(cache=True)
@@ -325,11 +333,7 @@ def batch_eval_grid(gemms, idx, tabs, strides, n_keys, mode):
                 cnt = gemms[i, 3]
                 layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
                           mode, row)
-                for j in range(8):
-                    st[j] += float(row[j]) * cnt
-                st[8] += float(M) * K * N * cnt
-                st[9] += float(row[8]) * cnt
-                st[10] += float(row[17]) * cnt
+                _add_row(st, row, M, K, N, cnt)
                 comp = row[0]
                 bits = row[6] + row[7]
                 for b in range(nb):

@@ -1,0 +1,68 @@
+"""What BO's models believe about the exact optimum at the end of a run (issue #19 item 3).
+
+Run:  python benchmarks/diagnose_bo.py [--env archgym/AgileQuant-v0] [--seed 1] [--budget 200]
+      (about 1 min for AgileQuant-v0 on an idle 2-core machine)
+
+Drives the BO agent at its default hyperparameters through ask/evaluate/tell, then prints, at the
+env's exact optimum (``archgym.optimum``) and at the run's best design: the objective GP's
+prediction of log(ref/cost) with its standard deviation, each constraint model's probability of
+being met (the targets, then feasibility), and the acquisition (EI x those probabilities); and
+the largest acquisition over the candidates the agent would score next.  A model that predicts
+the optimum well but whose acquisition never reaches it points at the acquisition optimiser; a
+model that is confidently wrong there points at the surrogate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+from scipy.stats import norm
+
+from agents.bo import BayesOpt
+from archgym.optimum import optimum
+from archgym.runner import make_evaluator
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="archgym/AgileQuant-v0")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--budget", type=int, default=200)
+    args = ap.parse_args(argv)
+    ev = make_evaluator(args.env)
+    obj = ev.objective
+    opt = optimum(ev)
+    agent = BayesOpt(ev.space, seed=args.seed, objective=obj, budget=args.budget)
+    best = math.inf
+    for _ in range(args.budget):
+        d = agent.ask()
+        r = ev.evaluate(d)
+        agent.tell(d, r.metrics, r.reward)
+        if r.metrics.feasible and obj.target_met(r.metrics):
+            best = min(best, obj.cost(r.metrics))
+    print(f"{args.env}, BO seed {args.seed}, {args.budget} evaluations: best cost {best:.6g}, "
+          f"optimum {opt.cost:.6g} (gap {best / opt.cost - 1:.2%})")
+    models = agent._fit()
+    incumbent = int(np.nanargmax(np.where(agent._ok, agent._y, -np.inf)))
+    at_opt = np.array([[int(ev.space.encode(opt.design)[j]) for j in agent._active]])
+    names = [f"P({t}) met" for t in agent._targets] + (["P(feasible)"] if agent._feas_model else [])
+    print("| design | predicted log(ref/cost) | true | " + " | ".join(names) + " | acquisition (EI) |")
+    print("|---|---|---|" + "---|" * len(names) + "---|")
+    m = ev.evaluate(opt.design).metrics
+    true_opt = math.log((obj.ref or 1.0) / obj.cost(m))
+    for label, x, true in (("optimum", at_opt, true_opt), ("run's best", np.array([agent._X[incumbent]]),
+                                                           agent._y[incumbent])):
+        mu, sd = models[0].predict(agent._encode(x), return_std=True)
+        probs = [float(norm.cdf(-g[0] / max(s[0], 1e-9))) for g, s in
+                 (cm.predict(agent._encode(x), return_std=True) for cm in models[1] if cm is not None)]
+        acq = agent._acq(models, x)["EI"][0]
+        print(f"| {label} | {mu[0]:.3f} +- {sd[0]:.3f} | {true:.3f} | " + " | ".join(f"{p:.2f}" for p in probs)
+              + f" | {acq:.3g} |")
+    cand = agent._candidates()
+    print(f"largest acquisition over the {len(cand)} next candidates: {agent._acq(models, cand)['EI'].max():.3g}")
+
+
+if __name__ == "__main__":
+    main()
