@@ -178,18 +178,6 @@ def capacities(if_bits, fl_bits, of_bits, a_bits, w_bits):
     return (if_bits // 2) // a_bits, (fl_bits // 2) // w_bits, (of_bits // 2) // PSUM_BITS
 
 
-@numba.njit(cache=True, inline="always")
-def _add_row(acc, row, M, K, N, cnt):
-    """Add one GEMM row of :func:`layer_row` (``cnt`` instances) to a design's N_OUT totals ``acc``:
-    LAYER_FIELDS, the MAC count, the passes, their fill/drain cycles.  :func:`_totals` adds the same
-    terms in the same order into local scalars instead (the hot batched path)."""
-    for j in range(8):
-        acc[j] += float(row[j]) * cnt
-    acc[8] += float(M) * K * N * cnt
-    acc[9] += float(row[8]) * cnt
-    acc[10] += float(row[17]) * cnt
-
-
 @numba.njit(cache=True)
 def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, rows, out):
     """Every GEMM row ``(m, k, n, count)`` of a workload: per-instance results in ``rows``
@@ -206,14 +194,21 @@ def design_rows(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_b
         row = rows[i]
         layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
                   mode, row)
-        _add_row(out, row, M, K, N, cnt)
+        for j in range(8):
+            out[j] += float(row[j]) * cnt
+        out[8] += float(M) * K * N * cnt
+        out[9] += float(row[8]) * cnt
+        out[10] += float(row[17]) * cnt
 
 
 @numba.njit(cache=True)
 def _totals(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, mode, row, out, d):
     """Count-weighted totals of :func:`layer_row` over a workload's GEMM rows into ``out[d]``
     (N_OUT floats: LAYER_FIELDS, the MAC count, the passes, their fill/drain cycles); ``row`` is scratch (N_ROW int64).
-    ``out`` is 2-D and indexed here: a row view per design would cost a reference count."""
+    ``out`` is 2-D and indexed here: a row view per design would cost a reference count.
+    design_rows and batch_eval_grid add the same terms in the same order into an array; the three
+    stay written out: one shared inlined helper measured 2.29 -> 2.52 s for the exhaustive
+    Systolic-v0 space and 34 -> 63 us per evaluate() with breakdown (2026-12-03, medians of 5)."""
     q_if, q_fl, q_of = capacities(if_bits, fl_bits, of_bits, a_bits, w_bits)
     # local accumulators, added in the order of the GEMM rows (the same sums as design_rows)
     t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = t9 = t10 = 0.0
@@ -333,7 +328,11 @@ def batch_eval_grid(gemms, idx, tabs, strides, n_keys, mode):
                 cnt = gemms[i, 3]
                 layer_row(M, K, N, R, C, df, if_bits, fl_bits, of_bits, q_if, q_fl, q_of, bw_bits, a_bits, w_bits,
                           mode, row)
-                _add_row(st, row, M, K, N, cnt)
+                for j in range(8):
+                    st[j] += float(row[j]) * cnt
+                st[8] += float(M) * K * N * cnt
+                st[9] += float(row[8]) * cnt
+                st[10] += float(row[17]) * cnt
                 comp = row[0]
                 bits = row[6] + row[7]
                 for b in range(nb):
