@@ -60,21 +60,29 @@ def _cdiv(a, b):
 
 
 @numba.njit(cache=True)
-def _cycles(PA, PB, nT, A, B, T, G):
-    """Compute cycles of PA x PB x nT array passes covering an A x B x T role space.
+def _cycles(At, Tt, PA, PB, nT, A, B, T, R, C):
+    """Compute cycles of PA x PB x nT array passes covering an A x B x T role space with row
+    tiles of ``At`` and streamed tiles of ``Tt``.
 
-    A pass with ``a`` rows and ``b`` columns in use pays ``G + a + b`` cycles of fill and drain
-    (``G = F - R - C``, i.e. ``R + a + b - 2``: one traversal of the array's height, by the
-    stationary preload or the output drain, and the skew across the lanes in use), plus its
-    streamed length.  The heights of the PA row passes sum to A, the widths of the PB column
-    passes to B, and the streamed lengths of the nT tiles to T, whence the closed form.
-    Non-decreasing in PA, PB and nT (``PB <= B``, ``PA <= A``), so larger tiles never cost cycles.
+    Passes are pipelined through double-buffered stationary registers: a pass using ``a`` rows
+    and streaming ``t`` elements occupies the array for ``max(t, a)`` cycles (its stream, or the
+    ``a``-cycle shift of the next stationary tile in, or of its results out, whichever is
+    longer), and the skew across the columns in use and one traversal of the array's height,
+    ``R + min(B, C) - 2``, are paid once per GEMM.  Row passes are ``h = min(At, R)`` high but the
+    last (``A - (PA - 1) h``); streamed tiles are ``Tt`` long but the last (``T - (nT - 1) Tt``);
+    every column pass repeats the same row x stream passes.  Doubling a tile merges pairs of
+    passes and ``max(x + y, h) <= max(x, h) + max(y, h)``, so larger tiles never cost cycles.
     """
-    return nT * (PA * PB * G + PB * A + PA * B) + PA * PB * T
+    h = At if At < R else R
+    al = A - (PA - 1) * h
+    tl = T - (nT - 1) * Tt
+    s = ((PA - 1) * (nT - 1) * max(Tt, h) + (PA - 1) * max(tl, h) + (nT - 1) * max(Tt, al)
+         + max(tl, al))
+    return PB * s + R + min(B, C) - 2
 
 
 @numba.njit(cache=True)
-def _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, case, At, Bt, Tt, hS, hP, hQ):
+def _consider(best, A, B, T, R, C, fA, fB, eS, eP, eQ, case, At, Bt, Tt, hS, hP, hQ):
     """``best`` or the candidate mapping, whichever is lexicographically better."""
     if At < 1 or Bt < 1 or Tt < 1:
         return best
@@ -86,20 +94,20 @@ def _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, case, At, Bt, Tt, hS, 
     mP = 1 if case == 1 else nB
     mQ = 1 if case == 2 else nA
     v = eS * (mS - 1) + eP * (mP - 1) + eQ * (mQ - 1)
-    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, F - R - C)
+    c = _cycles(At, Tt, max(fA, nA), max(fB, nB), nT, A, B, T, R, C)
     if v < best[0] or (v == best[0] and c < best[1]):
         return (v, c, case, At, Bt, Tt, mS, mP, mQ, hS, hP, hQ, nA, nB, nT)
     return best
 
 
 @numba.njit(cache=True)
-def map_roles_scan(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
+def map_roles_scan(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ):
     """Best mapping in role terms, by scanning every candidate of each case's free tile
     (the oracle of :func:`map_roles`, which must return the same tuple).
 
     ``qS, qP, qQ``: capacity of the active half of each operand's SRAM in elements;
-    ``eS, eP, eQ``: DRAM bits of one extra pass of each operand over DRAM; ``F``: cycles of
-    fill and drain per pass.  Returns ``(extra_bits, compute, case, At, Bt, Tt, mS, mP, mQ,
+    ``eS, eP, eQ``: DRAM bits of one extra pass of each operand over DRAM (cycles: :func:`_cycles`).
+    Returns ``(extra_bits, compute, case, At, Bt, Tt, mS, mP, mQ,
     hS, hP, hQ)``: traffic above the compulsory, compute cycles, the case code, tile sizes,
     DRAM passes per operand and whether each operand's tile is held in its SRAM.
     """
@@ -119,7 +127,7 @@ def map_roles_scan(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
         if At * T > qP and cap > C:
             cap = C
         Bt = _fit(B, cap)
-        best = _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, 0, At, Bt, T, 0,
+        best = _consider(best, A, B, T, R, C, fA, fB, eS, eP, eQ, 0, At, Bt, T, 0,
                          1 if Bt > C else 0, 1 if At > R else 0)
         # (b) T tiled: S held (At*Bt <= qS); P and Q as in (a) with the largest Tt
         cap = qS // At
@@ -135,7 +143,7 @@ def map_roles_scan(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
             if At > R and tcap > qQ // Bt:
                 tcap = qQ // Bt
             Tt = _fit(T, tcap)
-            best = _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, 0, At, Bt, Tt,
+            best = _consider(best, A, B, T, R, C, fA, fB, eS, eP, eQ, 0, At, Bt, Tt,
                              1 if Tt < T else 0, 1 if Bt > C else 0, 1 if At > R else 0)
         if At == A:
             break
@@ -155,14 +163,14 @@ def map_roles_scan(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
             Bt = B
             if At > R:
                 Bt = _fit(B, qQ // Tt)
-            best = _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, 1, At, Bt, Tt, 0, 1,
+            best = _consider(best, A, B, T, R, C, fA, fB, eS, eP, eQ, 1, At, Bt, Tt, 0, 1,
                              1 if At > R else 0)
         # (b) B fits the columns (B <= C): B untiled, P streams
         if B <= C:
             tcap = T
             if At > R:
                 tcap = qQ // B
-            best = _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, 1, At, B, _fit(T, tcap), 0, 0,
+            best = _consider(best, A, B, T, R, C, fA, fB, eS, eP, eQ, 1, At, B, _fit(T, tcap), 0, 0,
                              1 if At > R else 0)
         if At == A:
             break
@@ -181,14 +189,14 @@ def map_roles_scan(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
             At = A
             if Bt > C:
                 At = _fit(A, qP // Tt)
-            best = _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, 2, At, Bt, Tt, 0,
+            best = _consider(best, A, B, T, R, C, fA, fB, eS, eP, eQ, 2, At, Bt, Tt, 0,
                              1 if Bt > C else 0, 1)
         # (b) A fits the rows (A <= R): A untiled, Q streams
         if A <= R:
             tcap = T
             if Bt > C:
                 tcap = qP // A
-            best = _consider(best, A, B, T, R, C, F, fA, fB, eS, eP, eQ, 2, A, Bt, _fit(T, tcap), 0,
+            best = _consider(best, A, B, T, R, C, fA, fB, eS, eP, eQ, 2, A, Bt, _fit(T, tcap), 0,
                              1 if Bt > C else 0, 0)
         if Bt == B:
             break
@@ -370,7 +378,7 @@ def _order3(a, b, c):
 
 
 @numba.njit(cache=True)
-def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
+def map_roles(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ):
     """Best mapping in role terms (same arguments and result as :func:`map_roles_scan`,
     for power-of-two R and C).
 
@@ -382,8 +390,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
     """
     fA = (A + R - 1) >> _ilog2(R)
     fB = (B + C - 1) >> _ilog2(C)
-    G = F - R - C
-    cmin = _cycles(fA, fB, 1, A, B, T, G)
+    cmin = _cycles(A, T, fA, fB, 1, A, B, T, R, C)
     best = (INF, INF, -1, 1, 1, 1, 0, 0, 0)
 
     # save S, T untiled: nB is constant on the ranges of At split by At <= R and
@@ -420,26 +427,26 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
         Bt, nB, jB = bb
         if Bt > 0:
             v = eP * (nB - 1) + eQ * (nA - 1)
-            c = _cycles(max(fA, nA), max(fB, nB), 1, A, B, T, G)
+            c = _cycles(At, T, max(fA, nA), max(fB, nB), 1, A, B, T, R, C)
             best = _keep(best, v, c, 0, At, Bt, T, nA, nB, 1, 0, 1 if Bt > C else 0, 1 if At > R else 0)
     if best[0] == 0 and best[1] == cmin:
         return _finish(best, A, B, T)
     # save Q, A <= R (Q streams): the largest Bt of each range (Bt <= C, Bt > C)
     if A <= R:
         Bt, nB, jB = bC
-        best = _keep(best, eP * (nB - 1), _cycles(1, max(fB, nB), 1, A, B, T, G), 2, A, Bt, T, 1, nB, 1, 0, 0, 0)
+        best = _keep(best, eP * (nB - 1), _cycles(A, T, 1, max(fB, nB), 1, A, B, T, R, C), 2, A, Bt, T, 1, nB, 1, 0, 0, 0)
         if B > C:
             Tt, nT, jT = _fit_div(T, qP, A)
             if Tt > 0:
-                best = _keep(best, eS * (nT - 1), _cycles(1, fB, nT, A, B, T, G), 2, A, B, Tt, 1, 1, nT, 0, 1, 0)
+                best = _keep(best, eS * (nT - 1), _cycles(A, Tt, 1, fB, nT, A, B, T, R, C), 2, A, B, Tt, 1, 1, nT, 0, 1, 0)
     # save P, B <= C (P streams): the largest At of each range (At <= R, At > R)
     if B <= C:
         At, nA, jA = tR
-        best = _keep(best, eQ * (nA - 1), _cycles(max(fA, nA), 1, 1, A, B, T, G), 1, At, B, T, nA, 1, 1, 0, 0, 0)
+        best = _keep(best, eQ * (nA - 1), _cycles(At, T, max(fA, nA), 1, 1, A, B, T, R, C), 1, At, B, T, nA, 1, 1, 0, 0, 0)
         if A > R:
             Tt, nT, jT = _fit_div(T, qQ, B)
             if Tt > 0:
-                best = _keep(best, eS * (nT - 1), _cycles(fA, 1, nT, A, B, T, G), 1, A, B, Tt, 1, 1, nT, 0, 0, 1)
+                best = _keep(best, eS * (nT - 1), _cycles(A, Tt, fA, 1, nT, A, B, T, R, C), 1, A, B, Tt, 1, 1, nT, 0, 0, 1)
 
     EA = _nexp(A)
     EB = _nexp(B)
@@ -462,7 +469,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                 ok, At, Bt, Tt, nA, nB, nT = _save_q(x, A, B, T, R, C, qP, qQ)
                 if not ok or eS * (nT - 1) > best[0]:
                     break
-                c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
+                c = _cycles(At, Tt, max(fA, nA), max(fB, nB), nT, A, B, T, R, C)
                 best = _keep(best, eS * (nT - 1) + eP * (nB - 1), c, 2, At, Bt, Tt, nA, nB, nT, 0,
                              1 if Bt > C else 0, 1)
                 x += 1
@@ -472,7 +479,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                     break
                 ok, At, Bt, Tt, nA, nB, nT = _save_q(x, A, B, T, R, C, qP, qQ)
                 if ok:
-                    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
+                    c = _cycles(At, Tt, max(fA, nA), max(fB, nB), nT, A, B, T, R, C)
                     best = _keep(best, eS * (nT - 1) + eP * (nB - 1), c, 2, At, Bt, Tt, nA, nB, nT, 0,
                                  1 if Bt > C else 0, 1)
                 x -= 1
@@ -486,7 +493,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                 ok, At, Bt, Tt, nA, nB, nT = _save_p(x, A, B, T, R, C, qP, qQ)
                 if not ok or eS * (nT - 1) > best[0]:
                     break
-                c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
+                c = _cycles(At, Tt, max(fA, nA), max(fB, nB), nT, A, B, T, R, C)
                 best = _keep(best, eS * (nT - 1) + eQ * (nA - 1), c, 1, At, Bt, Tt, nA, nB, nT, 0, 1,
                              1 if At > R else 0)
                 x += 1
@@ -496,7 +503,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                     break
                 ok, At, Bt, Tt, nA, nB, nT = _save_p(x, A, B, T, R, C, qP, qQ)
                 if ok:
-                    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
+                    c = _cycles(At, Tt, max(fA, nA), max(fB, nB), nT, A, B, T, R, C)
                     best = _keep(best, eS * (nT - 1) + eQ * (nA - 1), c, 1, At, Bt, Tt, nA, nB, nT, 0, 1,
                                  1 if At > R else 0)
                 x -= 1
@@ -510,7 +517,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                 ok, At, Bt, Tt, nA, nB, nT = _save_s_tiled(x, A, B, T, R, C, qS, qP, qQ)
                 if not ok or eP * (nB - 1) > best[0]:
                     break
-                c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
+                c = _cycles(At, Tt, max(fA, nA), max(fB, nB), nT, A, B, T, R, C)
                 best = _keep(best, eP * (nB - 1) + eQ * (nA - 1), c, 0, At, Bt, Tt, nA, nB, nT,
                              1 if Tt < T else 0, 1 if Bt > C else 0, 1 if At > R else 0)
                 x += 1
@@ -520,7 +527,7 @@ def map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ):
                     break
                 ok, At, Bt, Tt, nA, nB, nT = _save_s_tiled(x, A, B, T, R, C, qS, qP, qQ)
                 if ok:
-                    c = _cycles(max(fA, nA), max(fB, nB), nT, A, B, T, G)
+                    c = _cycles(At, Tt, max(fA, nA), max(fB, nB), nT, A, B, T, R, C)
                     best = _keep(best, eP * (nB - 1) + eQ * (nA - 1), c, 0, At, Bt, Tt, nA, nB, nT,
                                  1 if Tt < T else 0, 1 if Bt > C else 0, 1 if At > R else 0)
                 x -= 1
@@ -539,8 +546,9 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
     passes_of, held_mask, array_passes, fill_drain)``: word counts are array-side SRAM
     accesses, ``passes_*`` how often each operand crosses the DRAM interface, ``held_mask``
     bit 0/1/2 = the ifmap/filter/ofmap tile is held in its SRAM, ``array_passes`` the passes of
-    the array and ``fill_drain`` their fill and drain cycles (each pass ``R + a + b - 2`` for the
-    ``a`` rows and ``b`` columns it uses: compute = fill_drain + row passes * column passes * T).
+    the array and ``fill_drain`` the cycles the array is not streaming (compute = fill_drain + row
+    passes * column passes * T: the once-per-GEMM skew and height ``R + min(B, C) - 2`` and the
+    passes whose stationary shift ``a`` outlasts their stream ``t``; see :func:`_cycles`).
     """
     mk = M * K
     kn = K * N
@@ -548,11 +556,10 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
     e_if = mk * a_bits
     e_fl = kn * w_bits
     e_of = 2 * psum_bits * mn
-    F = 2 * R + C - 2
     lR = _ilog2(R)
     lC = _ilog2(C)
     if df == 0:    # os: A = M, B = N, T = K; S = ofmap, P = ifmap, Q = filter
-        r = map_roles(M, N, K, R, C, F, q_of, q_if, q_fl, e_of, e_if, e_fl)
+        r = map_roles(M, N, K, R, C, q_of, q_if, q_fl, e_of, e_if, e_fl)
         _v, comp, case, At, Bt, Tt, mS, mP, mQ, hS, hP, hQ, nA, nB, nT = r
         tm, tk, tn = At, Tt, Bt
         p_if, p_fl, p_of = mP, mQ, mS
@@ -561,7 +568,7 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
         PB = max((N + C - 1) >> lC, nB)
         u_if, u_fl, u_of = PB, PA, nT
     elif df == 1:  # ws: A = K, B = N, T = M; S = filter, P = ifmap, Q = ofmap
-        r = map_roles(K, N, M, R, C, F, q_fl, q_if, q_of, e_fl, e_if, e_of)
+        r = map_roles(K, N, M, R, C, q_fl, q_if, q_of, e_fl, e_if, e_of)
         _v, comp, case, At, Bt, Tt, mS, mP, mQ, hS, hP, hQ, nA, nB, nT = r
         tm, tk, tn = Tt, At, Bt
         p_if, p_fl, p_of = mP, mS, mQ
@@ -570,7 +577,7 @@ def map_gemm(M, K, N, R, C, df, q_if, q_fl, q_of, a_bits, w_bits, psum_bits):
         PB = max((N + C - 1) >> lC, nB)
         u_if, u_fl, u_of = PB, nT, PA
     else:          # is: A = K, B = M, T = N; S = ifmap, P = filter, Q = ofmap
-        r = map_roles(K, M, N, R, C, F, q_if, q_fl, q_of, e_if, e_fl, e_of)
+        r = map_roles(K, M, N, R, C, q_if, q_fl, q_of, e_if, e_fl, e_of)
         _v, comp, case, At, Bt, Tt, mS, mP, mQ, hS, hP, hQ, nA, nB, nT = r
         tm, tk, tn = Bt, At, Tt
         p_if, p_fl, p_of = mS, mP, mQ

@@ -71,15 +71,16 @@ def mapping_cost(dims: dict, tiles: dict, order: tuple, held: dict, *, rows: int
     bits = M * K * a_bits * passes["ifmap"] + K * N * w_bits * passes["filter"]
     bits += M * N * a_bits + 2 * PSUM_BITS * M * N * (o - 1)
     # every array pass, enumerated: a tile of the row dim splits into row folds of at most
-    # `rows`, a tile of the column dim into column folds of at most `cols`; a pass using a
-    # rows and b columns and streaming t elements takes rows + a + b - 2 + t cycles (one
-    # traversal of the array's height, the skew across the lanes in use, the stream), summed
-    # over every (T piece, row piece, column piece) by separating the sum
+    # `rows`, a tile of the column dim into column folds of at most `cols`.  Passes are
+    # pipelined through double-buffered stationary registers: a pass using a rows and streaming
+    # t elements occupies the array for max(t, a) cycles (the stream, or the a-cycle shift of
+    # the next stationary tile in or of its results out), every column fold repeats the same
+    # row x stream passes, and one traversal of the height plus the skew across the columns in
+    # use, rows + min(column dim, cols) - 2, is paid once per GEMM
     pt = _pieces(dims[tdim], tiles[tdim], dims[tdim])
     pa = _pieces(dims[rdim], tiles[rdim], rows)
     pb = _pieces(dims[cdim], tiles[cdim], cols)
-    compute = (len(pt) * len(pa) * len(pb) * (rows - 2) + len(pt) * len(pb) * sum(pa) + len(pt) * len(pa) * sum(pb)
-               + len(pa) * len(pb) * sum(pt))
+    compute = len(pb) * sum(max(t, a) for t in pt for a in pa) + rows + min(dims[cdim], cols) - 2
     return bits, compute, passes
 
 

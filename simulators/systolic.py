@@ -7,7 +7,8 @@ Modes
   pre-mapper fixed loop order (``mapping="fixed"``, kept for comparison: ``--sim-opt
   mapping=fixed``).  The fixed loop order takes exactly the cycles of ``rtl_models/systolic``,
   which steps the array register by register with a fixed schedule per fold (the tests assert
-  equal counts); the mapper's passes end when the lanes they use have drained (below).
+  equal counts); the mapper's array pipelines its passes through double-buffered stationary
+  registers (below).
 * ``mode="scalesim"``: SCALE-Sim 3.0.0's reported "Total Cycles" in CALC mode, exactly, quirks
   included, and its SRAM/DRAM word counts where they are closed-form (golden data:
   ``tests/data/scalesim_goldens.csv``, ``tests/data/scalesim_topology_goldens.csv``).
@@ -22,13 +23,16 @@ The array (every mode)
 A GEMM ``(M x K) @ (K x N)`` maps to spatial rows ``A``, spatial columns ``B`` and a streamed
 dim ``T``: os ``(M, N, K)``, ws ``(K, N, M)``, is ``(K, M, N)`` (SCALE-Sim's
 ``calc_spatio_temporal_params``).  A *pass* loads one stationary R x C block, streams ``t``
-elements and drains: ``2R + C + t - 2`` cycles in the default mode (R to preload the stationary
-operand or drain the output-stationary results, ``R + C - 2`` of skew); the fill and drain
-``F = 2R + C - 2`` is paid once per pass.  With the mapper, a pass that uses ``a`` of the rows
-and ``b`` of the columns takes ``R + a + b + t - 2``: the preload (or the output drain) still
-traverses the array's whole height R, but the skew only spans the lanes in use, since the
-controller that issued the tile knows when its last used column has drained.  A pass that fills
-the array costs the same in both.  SCALE-Sim runs ``ceil(A/R) * ceil(B/C)`` passes of the
+elements and drains: ``2R + C + t - 2`` cycles with the fixed loop order (R to preload the
+stationary operand or drain the output-stationary results, ``R + C - 2`` of skew); the fill and
+drain ``F = 2R + C - 2`` is paid once per pass.  The mapper's array double-buffers the stationary
+operand in a shadow register per PE (os: the 32-bit accumulator, ws: a weight, is: an
+activation; charged in the area at 6 um^2 per bit), as the TPU's weight FIFO and double-buffered
+weights (Jouppi et al., ISCA 2017, section 2) and Gemmini's PEs do: the next pass's stationary
+tile shifts in (or the finished results shift out) while the current pass streams, so a pass
+that uses ``a`` rows and streams ``t`` elements occupies the array for ``max(t, a)`` cycles, and
+one traversal of the height plus the skew across the columns in use, ``R + min(B, C) - 2``, is
+paid once per GEMM.  SCALE-Sim runs ``ceil(A/R) * ceil(B/C)`` passes of the
 whole ``T``, each ``T + R + C - 2`` cycles for os (it does not serialise the OS drain,
 scale-sim-v3 issue #4) and ``2R + C + T - 2`` for ws/is, and reports the last 0-based cycle
 index (one less, SCALE-Sim issue #125).
@@ -54,10 +58,11 @@ Its cost:
   tile) that changes the tile; otherwise the number of tiles of that dim.  DRAM bits:
   ``M K a * passes + K N w * passes + M N a + 2 * 32 * M N * (ofmap passes - 1)`` (each extra
   ofmap pass writes a 32-bit partial sum out and reads it back).
-* compute cycles ``nT * (PA * PB * (R - 2) + PB * A + PA * B) + PA * PB * T``: ``PA * PB * nT``
-  passes (``nT`` tiles of T, ``PA = max(ceil(A/R), tiles of A)`` row passes, ``PB`` likewise),
-  each paying ``R + a + b - 2`` for the rows and columns it uses (the heights of the row passes
-  sum to A, the widths of the column passes to B) and streaming its tile of T.
+* compute cycles ``PB * sum over (row pass, T tile) of max(t, a) + R + min(B, C) - 2``:
+  ``PA * PB * nT`` passes (``nT`` tiles of T, ``PA = max(ceil(A/R), tiles of A)`` row passes of
+  ``a = min(A tile, R)`` rows but the last, ``PB`` column passes likewise), pipelined as above
+  (closed form: ``simulators._systolic_mapper._cycles``; every pass enumerated:
+  ``simulators._systolic_ref.mapping_cost``).
 * layer cycles ``max(compute, ceil(DRAM bits / bandwidth bits))`` (transfers double-buffered
   behind compute); SRAM accesses: P once per column fold, Q once per row fold, S once per T
   tile, outputs written once per pass over them and read back as partial sums.
@@ -82,18 +87,19 @@ plain Python, and the tests compare the three on random layers.
 Guaranteed by construction: doubling any SRAM never increases DRAM bits (the legal set only
 grows); doubling the bandwidth never increases cycles; latency = cycles / clock; a larger layer
 never moves fewer DRAM bits (its mapping, cut to the smaller layer, is legal there).  Doubling R
-or C only relaxes the holding rules, so the old mapping stays legal with the same DRAM bits, and
-never increases its passes.  With the same tiles, doubling C leaves each pass's ``R - 2 + a + b``
-and can only merge column passes, so it never adds cycles; doubling R adds R to each pass (its
-one traversal of the height) and can only merge row passes: at most ``passes * R`` more.  Hence
-the **fill/drain bound**: when the chosen mapping's DRAM bits are unchanged, doubling R adds at
-most ``passes * R`` cycles (``passes``: the old design's array passes) and doubling C adds none.
-When the doubled array also saves DRAM bits the rule takes that mapping whatever its cycles.  Not
-guaranteed, and counted in benchmarks/README.md: doubling R can cost more than 10 % where passes
-are short (a layer no taller than the array, short streamed tiles under a small SRAM); the total
-energy can fall when a layer grows (leakage of a slower mapping); and the rule (DRAM bits first)
-can pick mappings that stream short tiles when an SRAM is small, slower than ``mapping="fixed"``
-on about a fifth of random prefill designs while their median energy is a quarter of it.
+or C only relaxes the holding rules, so the old mapping stays legal with the same DRAM bits.
+With the same tiles, doubling R or C can only merge passes, and merging never adds cycles
+(``max(x + y, a) <= max(x, a) + max(y, a)`` for streams, ``max(t, a + b) <= max(t, a) + max(t, b)``
+for heights); only the once-per-GEMM term grows, by R, or by ``min(B, 2C) - min(B, C) <= C``.
+Hence the **fill/drain bound**: when the chosen mapping's DRAM bits are unchanged, doubling R adds
+at most R cycles per GEMM instance and doubling C at most C.  When the doubled array also saves
+DRAM bits the rule takes that mapping whatever its cycles.  Not guaranteed, and counted in
+benchmarks/README.md: the total energy can fall when a layer grows, because the rule takes the
+fewest DRAM bits whatever the cycles (e.g. 4-row tiles on a 32-row array to save 4 % of the bits),
+and the leakage of that slower mapping can outweigh the work the larger layer adds; a rule
+that ranks energy first would guarantee this property but not "doubling an SRAM never
+increases DRAM bits" (a larger SRAM costs more per access and leaks more, which can favour a
+faster mapping with more DRAM bits); benchmarks/README.md counts both.
 R and C must be powers of two in this mode (so are the tiles).
 
 Energy and area use :data:`TECH` (45 nm, Horowitz, ISSCC 2014); entries marked *assumed* are
@@ -190,9 +196,8 @@ def gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str, mod
     per fold over the whole streamed dim (no tiling).
 
     ``mode="scalesim"`` returns SCALE-Sim 3.0.0's reported "Total Cycles" (CALC mode) for the
-    topology row ``M, N, K``; ``mode="default"`` the register-level count (see the module
-    docstring), which is also the mapper's cycles when it does not tile the streamed dim and
-    every fold fills the array (the mapper's passes end when the lanes they use have drained).
+    topology row ``M, N, K``; ``mode="default"`` the register-level count of the fixed loop order
+    (``mapping="fixed"``; the mapper's array pipelines its passes, see the module docstring).
     Plain Python: the slow reference the numba kernels are tested against.
     """
     _check_dims(M=M, K=K, N=N, rows=rows, cols=cols)
@@ -413,10 +418,10 @@ class SystolicSimulator(Simulator):
         MoE blocks as router + expert GEMMs)."""
         return self.workload(workload).gemm_array()
 
-    @staticmethod
-    def _area_mm2(d: Mapping[str, Any]) -> float:
+    def _area_mm2(self, d: Mapping[str, Any]) -> float:
         return float(_area_um2(d["rows"], d["cols"], d["act_bits"], d["weight_bits"],
-                               d["ifmap_sram_kb"] + d["filter_sram_kb"] + d["ofmap_sram_kb"]) * 1e-6)
+                               d["ifmap_sram_kb"] + d["filter_sram_kb"] + d["ofmap_sram_kb"],
+                               _shadow_bits(self._code, d["dataflow"], d["act_bits"], d["weight_bits"])) * 1e-6)
 
     def _evaluate(self, design: dict, workload: Workload) -> Metrics:
         """Metrics of one (checked) design on a (checked) workload, with the per-layer breakdown."""
@@ -432,7 +437,7 @@ class SystolicSimulator(Simulator):
         if self._mode == 2:
             self._user_rows(d, workload, rows, out)
         consts = (d["rows"], d["cols"], d["dataflow"], d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"],
-                  d["clock_mhz"], d["act_bits"], d["weight_bits"], self._mode)
+                  d["clock_mhz"], d["act_bits"], d["weight_bits"], self._code)
         tot = out.tolist()  # Python floats: scalar numpy arithmetic is several times slower
         v = _derive(tot[:8], tot[8], tot[10], *consts)
         area = v.pop("area_mm2")
@@ -525,7 +530,7 @@ class SystolicSimulator(Simulator):
             args = (gemms, rows, cols, df, ifk * 8192, flk * 8192, ofk * 8192, bw * 8, ab, wb, self._code)
             res = _kern.batch_eval_par(*args, chunks) if chunks > 1 else _kern.batch_eval(*args)
         cols_ = np.ascontiguousarray(res.T)  # one copy, then every column op runs on contiguous data
-        out = _derive(cols_[:8], cols_[8], cols_[10], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._mode)
+        out = _derive(cols_[:8], cols_[8], cols_[10], rows, cols, df, ifk, flk, ofk, clk, ab, wb, self._code)
         out["cycles"] = res[:, 1]
         out["feasible"] = out["area_mm2"] <= self.max_area_mm2
         return out
@@ -565,22 +570,39 @@ def _per_layer(consts, totals, macs, fill):
     return v
 
 
-def _area_um2(rows, cols, act_bits, weight_bits, sram_kb_total):
+def _area_um2(rows, cols, act_bits, weight_bits, sram_kb_total, shadow_bits=0):
+    """Die area in um^2: PEs (multiplier, 32-bit accumulator, operand registers, plus
+    ``shadow_bits`` of double-buffered stationary register per PE) and SRAM macros."""
     t = TECH
     pe = (t["mult_um2_8x8"] * act_bits * weight_bits / 64.0 + t["add32_um2"]
-          + t["reg_um2_per_bit"] * (act_bits + weight_bits + 32))
+          + t["reg_um2_per_bit"] * (act_bits + weight_bits + 32 + shadow_bits))
     return rows * cols * pe + sram_kb_total * 8192 * t["sram_um2_per_bit"]
+
+
+def _shadow_bits(code, dataflow, act_bits, weight_bits):
+    """Bits of the shadow register per PE: the mapper's array (kernel code MAPPED) double-buffers
+    its stationary operand (os: the 32-bit accumulator, ws: a weight, is: an activation) so that
+    passes pipeline; the fixed loop order and SCALE-Sim's array have none.  ``dataflow``: a name,
+    or dataflow codes / names as an array."""
+    if code != _kern.MAPPED:
+        return 0
+    df = np.asarray(dataflow)
+    if df.dtype.kind in "US":
+        df = np.select([df == "os", df == "ws"], [0, 1], 2)
+    v = np.where(df == 0, _kern.PSUM_BITS, np.where(df == 1, weight_bits, act_bits))
+    return v if v.ndim else int(v)
 
 
 def _sram_pj_per_bit(kb):
     return TECH["sram_pj_per_64b_at_8kb"] / 64.0 * (kb / 8.0) ** 0.5
 
 
-def _derive(res, macs, fill, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb, mode) -> dict[str, np.ndarray]:
+def _derive(res, macs, fill, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb, code) -> dict[str, np.ndarray]:
     """Latency, energy, power, area and traffic from kernel totals.
 
     ``res`` is the 8 totals of LAYER_FIELDS (scalars or arrays of designs or layers); the
-    other arguments are scalars or arrays alike.
+    other arguments are scalars or arrays alike; ``code`` is the kernel's mode code (the
+    mapper's array carries shadow registers, :func:`_shadow_bits`).
     """
     t = TECH
     compute, cycles, if_rd, fl_rd, of_wr, ps_rd, dram_rd, dram_wr = res
@@ -590,7 +612,7 @@ def _derive(res, macs, fill, rows, cols, dataflow, ifk, flk, ofk, clk, ab, wb, m
     sram_pj = (if_rd * ab * _sram_pj_per_bit(ifk) + fl_rd * wb * _sram_pj_per_bit(flk)
                + (of_wr + ps_rd) * _kern.PSUM_BITS * _sram_pj_per_bit(ofk))
     dram_pj = (dram_rd + dram_wr) * t["dram_pj_per_bit"]
-    area_um2 = _area_um2(rows, cols, ab, wb, ifk + flk + ofk)
+    area_um2 = _area_um2(rows, cols, ab, wb, ifk + flk + ofk, _shadow_bits(code, dataflow, ab, wb))
     area = area_um2 * 1e-6
     static_j = t["leak_w_per_mm2"] * area * latency
     energy = (mac_pj + sram_pj + dram_pj) * 1e-12 + static_j

@@ -77,9 +77,8 @@ def _walks_vs_scan(seed, n):
         eS, eP, eQ = np.random.randint(1, 1 << 30), np.random.randint(1, 1 << 30), np.random.randint(1, 1 << 30)
         if np.random.randint(4) == 0:
             eS, eP, eQ = A * B * 8, A * T * 8, 64 * B * T
-        F = 2 * R + C - 2
-        a = map_roles(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ)
-        b = map_roles_scan(A, B, T, R, C, F, qS, qP, qQ, eS, eP, eQ)
+        a = map_roles(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ)
+        b = map_roles_scan(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ)
         if a[0] != b[0] or a[1] != b[1]:
             bad += 1
     return bad
