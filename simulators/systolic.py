@@ -586,6 +586,8 @@ def _shadow_bits(code, dataflow, act_bits, weight_bits):
     or dataflow codes / names as an array."""
     if code != _kern.MAPPED:
         return 0
+    if isinstance(dataflow, str):  # one design: no numpy on the evaluate() path
+        return _kern.PSUM_BITS if dataflow == "os" else (weight_bits if dataflow == "ws" else act_bits)
     df = np.asarray(dataflow)
     if df.dtype.kind in "US":
         df = np.select([df == "os", df == "ws"], [0, 1], 2)
