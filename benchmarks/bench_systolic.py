@@ -3,8 +3,8 @@ counted over >= 100,000 (design, workload) pairs (issue #15 item 2).
 
 Run:  python benchmarks/bench_systolic.py               (speed + properties, about 2-4 min)
       python benchmarks/bench_systolic.py --only speed  (or --only properties)
-      python benchmarks/bench_systolic.py --only rules  (the rule and fill/drain variants, ~20-40 min;
-                                                          --fill pipe for one variant)
+      python benchmarks/bench_systolic.py --only rules  (the rule and fill/drain variants, ~30-60 min;
+                                                          --fill pipe --rule energy for one variant)
 
 Prints markdown tables; benchmarks/README.md records them.  Speed figures are medians of
 repeats measured side by side in this one process; each is given in wall time and in this
@@ -27,7 +27,7 @@ import numpy as np
 from archgym.runner import make_evaluator
 from archgym.sweep import exhaustive
 from simulators import _systolic_kernels as kern
-from simulators.systolic import SystolicSimulator, _derive
+from simulators.systolic import TECH, SystolicSimulator, _area_um2, _derive, _shadow_bits, _sram_pj_per_bit
 from simulators._systolic_user import user_mode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -302,10 +302,12 @@ def mapped_vs_fixed(n_designs: int = 20_000) -> list[tuple]:
 # and the skew and one traversal of the height, R + min(B, C) - 2, are paid once per GEMM: the
 # model) and the selection rule
 # ("bits": fewest DRAM bits, then compute cycles, the model; "cycles": fewest layer cycles
-# max(compute, DRAM bits / bandwidth), then DRAM bits, then compute).  ("pipe", "bits") must
+# max(compute, DRAM bits / bandwidth), then DRAM bits, then compute; "energy": the least layer energy
+# (SRAM accesses x pJ/bit of each SRAM, DRAM bits x pJ/bit, leakage x layer cycles; the MAC energy is
+# the same for every mapping), then DRAM bits, then compute).  ("pipe", "bits") must
 # reproduce the model exactly: rule_counts checks it on every design it prices.
 FILLS = ("full", "used", "lanes", "pipe")
-RULES = ("bits", "cycles")
+RULES = ("bits", "cycles", "energy")
 
 
 def _brute_kernels():
@@ -324,11 +326,15 @@ def _brute_kernels():
         return n + 1
 
     @numba.njit
-    def roles(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ, fill, rule, bw, base):
+    def roles(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ, fill, rule, bw, base, cS, cP, cQ, out_role, lk, e_dram):
+        # energy rule: cX = SRAM pJ of one array pass over role X's operand (S once per T tile, P
+        # once per column pass, Q once per row pass; the ofmap role writes u times and reads back
+        # u - 1), lk = leakage pJ per cycle, e_dram = pJ per DRAM bit
         ca, cb, ct = np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64, np.int64)
         na, nb, nt = cands(A, ca), cands(B, cb), cands(T, ct)
         fA, fB = (A + R - 1) // R, (B + C - 1) // C
         k1b = k2b = k3b = big
+        ebest = np.inf
         res = (big, big, 0, 0, 0, 0, 0, 0, 0, 0)
         for i in range(na):
             At = ca[i]
@@ -376,6 +382,20 @@ def _brute_kernels():
                         fd = comp - PA * PB * T
                     else:
                         comp = fd + PA * PB * T
+                    if rule == 2:
+                        uS, uP, uQ = float(nT), float(PB), float(PA)
+                        if out_role == 0:
+                            uS = 2.0 * uS - 1.0
+                        elif out_role == 1:
+                            uP = 2.0 * uP - 1.0
+                        else:
+                            uQ = 2.0 * uQ - 1.0
+                        dc = (base + v + bw - 1) // bw
+                        e = cS * uS + cP * uP + cQ * uQ + e_dram * float(v) + lk * float(max(comp, dc))
+                        if e < ebest or (e == ebest and (v < k2b or (v == k2b and comp < k3b))):
+                            ebest, k2b, k3b = e, v, comp
+                            res = (v, comp, PA, PB, nT, mS, mP, mQ, PA * PB * nT, fd)
+                        continue
                     if rule == 0:
                         k1, k2, k3 = v, comp, 0
                     else:
@@ -387,7 +407,9 @@ def _brute_kernels():
         return res
 
     @numba.njit
-    def batch(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, fill, rule):
+    def batch(gemms, R, C, df, if_bits, fl_bits, of_bits, bw_bits, a_bits, w_bits, fill, rule, pj_if, pj_fl, pj_of, lk,
+              e_dram):
+        # pj_*: pJ per bit of each SRAM; lk: leakage pJ per cycle (energy rule only)
         n = R.shape[0]
         res = np.zeros((n, kern.N_OUT))
         for d in range(n):
@@ -398,17 +420,21 @@ def _brute_kernels():
                 mk, kn, mn = M * K, K * N, M * N
                 e_if, e_fl, e_of = mk * a, kn * w, 2 * kern.PSUM_BITS * mn
                 base = mk * a + kn * w + mn * a
+                c_if, c_fl, c_of = mk * a * pj_if[d], kn * w * pj_fl[d], mn * kern.PSUM_BITS * pj_of[d]
                 if df[d] == 0:
                     v, comp, PA, PB, nT, mS, mP, mQ, ps, fd = roles(M, N, K, R[d], C[d], q_of, q_if, q_fl, e_of, e_if,
-                                                                    e_fl, fill, rule, bw, base)
+                                                                    e_fl, fill, rule, bw, base, c_of, c_if, c_fl, 0,
+                                                                    lk[d], e_dram)
                     p_if, p_fl, p_of, u_if, u_fl, u_of = mP, mQ, mS, PB, PA, nT
                 elif df[d] == 1:
                     v, comp, PA, PB, nT, mS, mP, mQ, ps, fd = roles(K, N, M, R[d], C[d], q_fl, q_if, q_of, e_fl, e_if,
-                                                                    e_of, fill, rule, bw, base)
+                                                                    e_of, fill, rule, bw, base, c_fl, c_if, c_of, 2,
+                                                                    lk[d], e_dram)
                     p_if, p_fl, p_of, u_if, u_fl, u_of = mP, mS, mQ, PB, nT, PA
                 else:
                     v, comp, PA, PB, nT, mS, mP, mQ, ps, fd = roles(K, M, N, R[d], C[d], q_if, q_fl, q_of, e_if, e_fl,
-                                                                    e_of, fill, rule, bw, base)
+                                                                    e_of, fill, rule, bw, base, c_if, c_fl, c_of, 2,
+                                                                    lk[d], e_dram)
                     p_if, p_fl, p_of, u_if, u_fl, u_of = mS, mP, mQ, nT, PB, PA
                 rd = e_if * p_if + e_fl * p_fl + kern.PSUM_BITS * mn * (p_of - 1)
                 wr = mn * a + kern.PSUM_BITS * mn * (p_of - 1)
@@ -438,7 +464,14 @@ def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
         df = np.asarray([("os", "ws", "is").index(x) for x in d["dataflow"]], dtype=np.int64)
         args = (g, i64["rows"], i64["cols"], df, i64["ifmap_sram_kb"] * 8192, i64["filter_sram_kb"] * 8192,
                 i64["ofmap_sram_kb"] * 8192, i64["dram_bw_bytes"] * 8, i64["act_bits"], i64["weight_bits"])
-        res = batch(*args, fcode, rcode)
+        code = kern.MAPPED if fill == "pipe" else kern.FIXED  # pipe: shadow registers in the area
+        area_mm2 = _area_um2(d["rows"], d["cols"], d["act_bits"], d["weight_bits"],
+                             d["ifmap_sram_kb"] + d["filter_sram_kb"] + d["ofmap_sram_kb"],
+                             _shadow_bits(code, np.asarray(d["dataflow"]), d["act_bits"], d["weight_bits"])) * 1e-6
+        lk = TECH["leak_w_per_mm2"] * area_mm2 / (np.asarray(d["clock_mhz"], dtype=float) * 1e6) * 1e12
+        pj = [np.asarray(_sram_pj_per_bit(np.asarray(d[k], dtype=float)), dtype=float)
+              for k in ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")]
+        res = batch(*args, fcode, rcode, *pj, np.asarray(lk, dtype=float), TECH["dram_pj_per_bit"])
         if (fill, rule) == ("pipe", "bits"):
             k = kern.batch_eval(*args, kern.MAPPED)
             # what the rule fixes: compute, cycles and total DRAM bits (among equally good mappings
@@ -447,7 +480,7 @@ def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
             assert all(same) and np.array_equal(res[:, 6] + res[:, 7], k[:, 6] + k[:, 7]), "twin != model"
         out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], np.asarray(d["dataflow"]),
                       d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"],
-                      d["weight_bits"], kern.MAPPED if fill == "pipe" else kern.FIXED)  # pipe: shadow registers
+                      d["weight_bits"], code)
         out["cycles"] = res[:, 1]
         return out
 
@@ -487,6 +520,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=("speed", "properties", "rules"))
     ap.add_argument("--fill", action="append", choices=FILLS,
                     help="with --only rules: this fill/drain variant only (repeatable; default: all)")
+    ap.add_argument("--rule", action="append", choices=RULES,
+                    help="with --only rules: this selection rule only (repeatable; default: all)")
     args = ap.parse_args(argv)
     if args.only == "rules":
         print("| fill/drain per pass | rule | prefill: doubling rows > +10 % | doubling cols > +10 % | doubling rows "
@@ -494,7 +529,7 @@ def main(argv: list[str] | None = None) -> None:
               "cycles | more MACs lowered energy | prefill median latency s | energy J | DRAM GB |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for fill in args.fill or FILLS:
-            for rule in RULES:
+            for rule in args.rule or RULES:
                 c = rule_counts(fill, rule)
                 print(f"| {fill} | {rule} | {c['rows10']:,} of {c['prefill']:,} | {c['cols10']:,} | {c['rows_worse']:,} "
                       f"of {c['pairs']:,} | {c['cols_worse']:,} | {c['sram_worse']:,} of {3 * c['pairs']:,} | "

@@ -434,19 +434,23 @@ def map_roles(A, B, T, R, C, qS, qP, qQ, eS, eP, eQ):
     # save Q, A <= R (Q streams): the largest Bt of each range (Bt <= C, Bt > C)
     if A <= R:
         Bt, nB, jB = bC
-        best = _keep(best, eP * (nB - 1), _cycles(A, T, 1, max(fB, nB), 1, A, B, T, R, C), 2, A, Bt, T, 1, nB, 1, 0, 0, 0)
+        c = _cycles(A, T, 1, max(fB, nB), 1, A, B, T, R, C)
+        best = _keep(best, eP * (nB - 1), c, 2, A, Bt, T, 1, nB, 1, 0, 0, 0)
         if B > C:
             Tt, nT, jT = _fit_div(T, qP, A)
             if Tt > 0:
-                best = _keep(best, eS * (nT - 1), _cycles(A, Tt, 1, fB, nT, A, B, T, R, C), 2, A, B, Tt, 1, 1, nT, 0, 1, 0)
+                c = _cycles(A, Tt, 1, fB, nT, A, B, T, R, C)
+                best = _keep(best, eS * (nT - 1), c, 2, A, B, Tt, 1, 1, nT, 0, 1, 0)
     # save P, B <= C (P streams): the largest At of each range (At <= R, At > R)
     if B <= C:
         At, nA, jA = tR
-        best = _keep(best, eQ * (nA - 1), _cycles(At, T, max(fA, nA), 1, 1, A, B, T, R, C), 1, At, B, T, nA, 1, 1, 0, 0, 0)
+        c = _cycles(At, T, max(fA, nA), 1, 1, A, B, T, R, C)
+        best = _keep(best, eQ * (nA - 1), c, 1, At, B, T, nA, 1, 1, 0, 0, 0)
         if A > R:
             Tt, nT, jT = _fit_div(T, qQ, B)
             if Tt > 0:
-                best = _keep(best, eS * (nT - 1), _cycles(A, Tt, fA, 1, nT, A, B, T, R, C), 1, A, B, Tt, 1, 1, nT, 0, 0, 1)
+                c = _cycles(A, Tt, fA, 1, nT, A, B, T, R, C)
+                best = _keep(best, eS * (nT - 1), c, 1, A, B, Tt, 1, 1, nT, 0, 0, 1)
 
     EA = _nexp(A)
     EB = _nexp(B)
