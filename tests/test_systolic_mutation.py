@@ -7,6 +7,7 @@ counts are the input and each metric is worked out by hand in the docstring from
 stated equations and constants (Horowitz, ISSCC 2014; restated, not imported).
 """
 
+import numpy as np
 import pytest
 
 from simulators.systolic import _derive
@@ -16,7 +17,7 @@ from simulators.systolic import _derive
 # activations, 4-bit weights, SCALE-Sim mode (code 1)
 TOTALS = (1000, 1600, 64, 32, 16, 8, 6400, 1280)
 ARGS = dict(macs=4096, fill=300, rows=8, cols=16, dataflow="ws", ifk=32, flk=128, ofk=512, clk=250, ab=16, wb=4,
-            mode=1)
+            code=1)
 
 
 def test_derive_hand_computed_with_unequal_widths_and_srams():
@@ -44,3 +45,22 @@ def test_derive_hand_computed_with_unequal_widths_and_srams():
     assert set(v) == set(want)
     for k, x in want.items():
         assert v[k] == pytest.approx(x, rel=1e-12), k
+
+
+def test_shadow_register_bits_and_area_per_dataflow():
+    """The mapper's array double-buffers its stationary operand (simulators/systolic.py, "The
+    array"): os holds a 32-bit accumulator, ws a weight, is an activation; the fixed loop order
+    and SCALE-Sim's array (codes 0, 1) have no shadow register.  With 16-bit activations and 4-bit
+    weights every case differs.  Area of an 8 x 16 array, 672 kB of SRAM: PE 731 um^2 (see above)
+    plus 6 um^2 per shadow bit: os +192, ws +24, is +96 um^2 per PE, x 128 PEs."""
+    from simulators import _systolic_kernels as kern
+    from simulators.systolic import _shadow_bits
+
+    assert [_shadow_bits(kern.MAPPED, df, 16, 4) for df in ("os", "ws", "is")] == [32, 4, 16]
+    assert [_shadow_bits(c, "os", 16, 4) for c in (kern.FIXED, kern.SCALESIM)] == [0, 0]
+    for arr in (np.array(["is", "os", "ws"]), np.array([2, 0, 1])):
+        assert _shadow_bits(kern.MAPPED, arr, np.array([16, 16, 16]), np.array([4, 4, 4])).tolist() == [16, 32, 4]
+    base = 2.84608e6 - 128 * 731  # SRAM um^2 of the hand-computed case above
+    for df, extra in (("os", 192), ("ws", 24), ("is", 96)):
+        v = _derive(TOTALS, **{**ARGS, "dataflow": df, "code": kern.MAPPED})
+        assert v["area_mm2"] == pytest.approx((base + 128 * (731 + extra)) * 1e-6, rel=1e-12), df
