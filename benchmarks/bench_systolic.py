@@ -166,9 +166,8 @@ def evaluate_arrays(sim: SystolicSimulator, gemms: np.ndarray, d: dict[str, np.n
     res = kern.batch_eval(gemms, i64["rows"], i64["cols"], df, i64["ifmap_sram_kb"] * 8192,
                           i64["filter_sram_kb"] * 8192, i64["ofmap_sram_kb"] * 8192, i64["dram_bw_bytes"] * 8,
                           i64["act_bits"], i64["weight_bits"], sim._code)
-    out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], np.asarray(d["dataflow"]),
-                  d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"],
-                  d["weight_bits"], sim._code)
+    out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], df, d["ifmap_sram_kb"],
+                  d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"], d["weight_bits"], sim._code)
     out["cycles"] = res[:, 1]
     out["passes"] = res[:, 9]
     return out
@@ -467,7 +466,7 @@ def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
         code = kern.MAPPED if fill == "pipe" else kern.FIXED  # pipe: shadow registers in the area
         area_mm2 = _area_um2(d["rows"], d["cols"], d["act_bits"], d["weight_bits"],
                              d["ifmap_sram_kb"] + d["filter_sram_kb"] + d["ofmap_sram_kb"],
-                             _shadow_bits(code, np.asarray(d["dataflow"]), d["act_bits"], d["weight_bits"])) * 1e-6
+                             _shadow_bits(code, df, d["act_bits"], d["weight_bits"])) * 1e-6
         lk = TECH["leak_w_per_mm2"] * area_mm2 / (np.asarray(d["clock_mhz"], dtype=float) * 1e6) * 1e12
         pj = [np.asarray(_sram_pj_per_bit(np.asarray(d[k], dtype=float)), dtype=float)
               for k in ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb")]
@@ -478,9 +477,8 @@ def rule_counts(fill: str, rule: str, n_designs: int = 20_000) -> dict:
             # the twin may pick other tiles, so the SRAM counts and the fill/drain split may differ)
             same = [np.array_equal(res[:, j], k[:, j]) for j in (0, 1, 8)]
             assert all(same) and np.array_equal(res[:, 6] + res[:, 7], k[:, 6] + k[:, 7]), "twin != model"
-        out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], np.asarray(d["dataflow"]),
-                      d["ifmap_sram_kb"], d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"],
-                      d["weight_bits"], code)
+        out = _derive(res[:, :8].T, res[:, 8], res[:, 10], d["rows"], d["cols"], df, d["ifmap_sram_kb"],
+                      d["filter_sram_kb"], d["ofmap_sram_kb"], d["clock_mhz"], d["act_bits"], d["weight_bits"], code)
         out["cycles"] = res[:, 1]
         return out
 

@@ -95,7 +95,7 @@ Hence the **fill/drain bound**: when the chosen mapping's DRAM bits are unchange
 at most R cycles per GEMM instance and doubling C at most C.  When the doubled array also saves
 DRAM bits the rule takes that mapping whatever its cycles.  Not guaranteed, and counted in
 benchmarks/README.md: the total energy can fall when a layer grows, because the rule takes the
-fewest DRAM bits whatever the cycles (e.g. 4-row tiles on a 32-row array to save 4 % of the bits),
+fewest DRAM bits whatever the cycles (e.g. 4-row tiles on a 32-row array to save 0.16 % of the bits),
 and the leakage of that slower mapping can outweigh the work the larger layer adds; a rule
 that ranks energy first would guarantee this property but not "doubling an SRAM never
 increases DRAM bits" (a larger SRAM costs more per access and leaks more, which can favour a
@@ -582,17 +582,13 @@ def _area_um2(rows, cols, act_bits, weight_bits, sram_kb_total, shadow_bits=0):
 def _shadow_bits(code, dataflow, act_bits, weight_bits):
     """Bits of the shadow register per PE: the mapper's array (kernel code MAPPED) double-buffers
     its stationary operand (os: the 32-bit accumulator, ws: a weight, is: an activation) so that
-    passes pipeline; the fixed loop order and SCALE-Sim's array have none.  ``dataflow``: a name,
-    or dataflow codes / names as an array."""
+    passes pipeline; the fixed loop order and SCALE-Sim's array have none.  ``dataflow``: one
+    design's name, or an array of dataflow codes (0 os, 1 ws, 2 is) with the widths as arrays."""
     if code != _kern.MAPPED:
         return 0
     if isinstance(dataflow, str):  # one design: no numpy on the evaluate() path
         return _kern.PSUM_BITS if dataflow == "os" else (weight_bits if dataflow == "ws" else act_bits)
-    df = np.asarray(dataflow)
-    if df.dtype.kind in "US":
-        df = np.select([df == "os", df == "ws"], [0, 1], 2)
-    v = np.where(df == 0, _kern.PSUM_BITS, np.where(df == 1, weight_bits, act_bits))
-    return v if v.ndim else int(v)
+    return np.where(dataflow == 0, _kern.PSUM_BITS, np.where(dataflow == 1, weight_bits, act_bits))
 
 
 def _sram_pj_per_bit(kb):

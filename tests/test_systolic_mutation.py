@@ -58,8 +58,8 @@ def test_shadow_register_bits_and_area_per_dataflow():
 
     assert [_shadow_bits(kern.MAPPED, df, 16, 4) for df in ("os", "ws", "is")] == [32, 4, 16]
     assert [_shadow_bits(c, "os", 16, 4) for c in (kern.FIXED, kern.SCALESIM)] == [0, 0]
-    for arr in (np.array(["is", "os", "ws"]), np.array([2, 0, 1])):
-        assert _shadow_bits(kern.MAPPED, arr, np.array([16, 16, 16]), np.array([4, 4, 4])).tolist() == [16, 32, 4]
+    codes = np.array([2, 0, 1])  # is, os, ws
+    assert _shadow_bits(kern.MAPPED, codes, np.array([16, 16, 16]), np.array([4, 4, 4])).tolist() == [16, 32, 4]
     base = 2.84608e6 - 128 * 731  # SRAM um^2 of the hand-computed case above
     for df, extra in (("os", 192), ("ws", 24), ("is", 96)):
         v = _derive(TOTALS, **{**ARGS, "dataflow": df, "code": kern.MAPPED})
