@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 import os
 import sys
 
@@ -100,8 +101,14 @@ def main() -> int:
     both0 = sum(1 for r in rows if r["scalesim_stalls"] == 0 and r["archgym_stalls"] == 0)
     ratios = [float(r["ratio"]) for r in rows if r["ratio"] and float(r["ratio"]) > 0]
     gmean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else float("nan")
+    only_s = sum(1 for r in rows if r["scalesim_stalls"] > 0 and r["archgym_stalls"] == 0)
+    only_a = sum(1 for r in rows if r["scalesim_stalls"] == 0 and r["archgym_stalls"] > 0)
+    tagged = [r for r in rows if r["reason"]]
+    tags = Counter(t for r in tagged for t in r["reason"].split(";"))
     print(f"{len(rows)} layers: reference exact on {exact}; ratio in 0.8-1.25 on {inside}; "
-          f"both zero on {both0}; geometric-mean ratio (both > 0) {gmean:.3g}")
+          f"both zero on {both0}; geometric-mean ratio over the {len(ratios)} with both > 0: {gmean:.3g}; "
+          f"only SCALE-Sim stalls on {only_s}, only archgym on {only_a}; {len(tagged)} outside the band, tags: "
+          + ", ".join(f"{k} {v}" for k, v in tags.most_common()))
     return 0
 
 
