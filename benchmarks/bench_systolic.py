@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import statistics
 import subprocess
 import sys
@@ -309,6 +310,7 @@ FILLS = ("full", "used", "lanes", "pipe")
 RULES = ("bits", "cycles", "energy")
 
 
+@functools.cache  # compiled once per process, not once per (fill, rule)
 def _brute_kernels():
     import numba
 
