@@ -183,13 +183,18 @@ def _objective(args: argparse.Namespace):
 
 def cmd_optimum(args: argparse.Namespace) -> int:
     from .metrics import format_metric
-    from .optimum import optimum
+    from .optimum import can_enumerate, descent_basins, exhaustive, optimum
     from .runner import make_evaluator
 
     ev = make_evaluator(args.env_id, workload=args.workload, objective=_objective(args),
                         simulator_kwargs=_parse_assignments(args.sim_opt, "--sim-opt"),
                         fixed=_parse_assignments(args.fix, "--fix") or None, workload_params=_workload_params(args))
-    o = optimum(ev)
+    land = None
+    if args.landscape and can_enumerate(ev):  # every design's cost, for the local-search landscape
+        o = exhaustive(ev, keep_costs=True)
+        land = descent_basins(o.costs, ev.space.nvec).describe()
+    else:
+        o = optimum(ev)
     e = ev.evaluate(o.design)
     print(f"{args.env_id} on {ev.workload.spec}: {ev.objective.describe()}")
     print(f"exact optimum: reward {o.reward:.6f}, cost {o.cost:.6g}"
@@ -197,6 +202,8 @@ def cmd_optimum(args: argparse.Namespace) -> int:
     print("design: " + ", ".join(f"{k}={v}" for k, v in o.design.items()))
     print("  " + e.metrics.summary().replace("\n", "\n  "))
     print(f"how: {o.method}")
+    if args.landscape:
+        print("landscape: " + (land or f"not computed: the {ev.space.size:,} designs are too many to enumerate"))
     return 0
 
 
@@ -419,6 +426,10 @@ def build_parser(agent: str | None = None) -> argparse.ArgumentParser:
     _add_objective_opts(o)
     o.add_argument("--fix", action="append", default=[], metavar="PARAM=VALUE",
                    help="pin a design parameter; the optimum is over the rest (repeatable)")
+    o.add_argument("--landscape", action="store_true",
+                   help="also enumerate every design and report how hard the space is for local search: its local "
+                        "minima under one-parameter moves and the share of designs whose steepest descent ends "
+                        "within 1%% of the optimum")
     x = sub.add_parser("export", help="export the run log to CSV or Parquet")
     x.add_argument("--db", default="runs.db")
     x.add_argument("--out", required=True, help="output file (.csv or .parquet)")

@@ -39,7 +39,7 @@ import numpy as np
 import archgym
 from archgym.agent import AGENTS, BadHyperparameter, UnknownAgent
 from archgym.executors import LocalExecutor
-from archgym.optimum import NoExactMethod, optimum
+from archgym.optimum import NoExactMethod, descent_basins, optimum
 from archgym.store import RunStore
 from archgym.sweep import (AgentEntry, EnvEntry, SweepSpec, SweepSpecError, can_enumerate, evaluator_for, exhaustive,
                            expand, run_sweep)
@@ -84,6 +84,7 @@ def enumerable_optima(env_ids=None, **entry_kw):
               f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}; {o.method}", flush=True)
         if getattr(o, "costs", None) is not None:
             print("  " + near_optimal(o, ev.space), flush=True)
+            print("  " + descent_basins(o.costs, ev.space.nvec, threshold=THRESHOLD).describe(), flush=True)
         yield entry, ev, o
 
 

@@ -15,6 +15,7 @@ model that is confidently wrong there points at the surrogate.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 
 import numpy as np
@@ -35,13 +36,13 @@ def main(argv: list[str] | None = None) -> None:
     obj = ev.objective
     opt = optimum(ev)
     agent = BayesOpt(ev.space, seed=args.seed, objective=obj, budget=args.budget)
-    best = math.inf
+    best, best_design = math.inf, None
     for _ in range(args.budget):
         d = agent.ask()
         r = ev.evaluate(d)
         agent.tell(d, r.metrics, r.reward)
-        if r.metrics.feasible and obj.target_met(r.metrics):
-            best = min(best, obj.cost(r.metrics))
+        if r.metrics.feasible and obj.target_met(r.metrics) and obj.cost(r.metrics) < best:
+            best, best_design = obj.cost(r.metrics), dict(d)
     print(f"{args.env}, BO seed {args.seed}, {args.budget} evaluations: best cost {best:.6g}, "
           f"optimum {opt.cost:.6g} (gap {best / opt.cost - 1:.2%})")
     models = agent._fit()
@@ -62,6 +63,41 @@ def main(argv: list[str] | None = None) -> None:
               + f" | {acq:.3g} |")
     cand = agent._candidates()
     print(f"largest acquisition over the {len(cand)} next candidates: {agent._acq(models, cand)['EI'].max():.3g}")
+    if best_design is not None:
+        print(path_to_optimum(ev, best_design, opt))
+
+
+def path_to_optimum(ev, start: dict, opt) -> str:
+    """The designs between ``start`` and the optimum: every subset of the parameters they differ
+    in, set to the optimum's values.  Prints, per number of parameters changed, the best gap to
+    the optimum and how many of those designs are infeasible (or miss a target), and the
+    smallest number of simultaneous changes that improves on ``start``: a local search moving
+    fewer parameters at a time cannot leave ``start`` towards the optimum."""
+    obj = ev.objective
+    diff = [k for k in start if start[k] != opt.design[k]]
+    if not diff:
+        return "the run's best is the optimum"
+    if len(diff) > 12:
+        return f"the run's best differs from the optimum in {len(diff)} parameters (too many to enumerate)"
+
+    def cost(d: dict) -> float:
+        m = ev.evaluate(d).metrics
+        return obj.cost(m) if m.feasible and obj.target_met(m) else math.inf
+
+    c0 = cost(start)
+    verb = "parameters differ" if len(diff) > 1 else "parameter differs"
+    lines = [f"from the run's best to the optimum: {len(diff)} {verb} ({', '.join(diff)})",
+             "| parameters changed | designs | best gap | infeasible or missing a target |", "|---|---|---|---|"]
+    first = None
+    for k in range(1, len(diff) + 1):
+        cs = [cost({**start, **{p: opt.design[p] for p in sub}}) for sub in itertools.combinations(diff, k)]
+        lo = min(cs)
+        if first is None and lo < c0:
+            first = k
+        lines.append(f"| {k} | {len(cs)} | {lo / opt.cost - 1:.2%} | {sum(not math.isfinite(c) for c in cs)} |")
+    lines.append(f"the smallest move towards the optimum that improves on the run's best "
+                 f"({c0 / opt.cost - 1:.2%}) changes {first} parameter{'s' if first != 1 else ''} at once")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
