@@ -9,7 +9,10 @@ prediction of log(ref/cost) with its standard deviation, each constraint model's
 being met (the targets, then feasibility), and the acquisition (EI x those probabilities); and
 the largest acquisition over the candidates the agent would score next.  A model that predicts
 the optimum well but whose acquisition never reaches it points at the acquisition optimiser; a
-model that is confidently wrong there points at the surrogate.
+model that is confidently wrong there points at the surrogate.  Last, the path from the run's
+best to the optimum: the best gap among the designs that change 1, 2, ... of the parameters in
+which the two differ to the optimum's values, and the fewest simultaneous changes that improve
+on the run's best (a trap that one- or two-parameter moves cannot leave shows here).
 """
 
 from __future__ import annotations
@@ -68,11 +71,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def path_to_optimum(ev, start: dict, opt) -> str:
-    """The designs between ``start`` and the optimum: every subset of the parameters they differ
-    in, set to the optimum's values.  Prints, per number of parameters changed, the best gap to
-    the optimum and how many of those designs are infeasible (or miss a target), and the
-    smallest number of simultaneous changes that improves on ``start``: a local search moving
-    fewer parameters at a time cannot leave ``start`` towards the optimum."""
+    """The designs between ``start`` and the optimum: every subset of the parameters they
+    differ in, set to the optimum's values.  Returns a table: per number of parameters changed,
+    the best gap to the optimum and how many of those designs are infeasible (or miss a target);
+    and the smallest number of simultaneous changes that improves on ``start``: a local search
+    moving fewer parameters at a time cannot leave ``start`` towards the optimum."""
     obj = ev.objective
     diff = [k for k in start if start[k] != opt.design[k]]
     if not diff:
@@ -95,8 +98,11 @@ def path_to_optimum(ev, start: dict, opt) -> str:
         if first is None and lo < c0:
             first = k
         lines.append(f"| {k} | {len(cs)} | {lo / opt.cost - 1:.2%} | {sum(not math.isfinite(c) for c in cs)} |")
-    lines.append(f"the smallest move towards the optimum that improves on the run's best "
-                 f"({c0 / opt.cost - 1:.2%}) changes {first} parameter{'s' if first != 1 else ''} at once")
+    if first is None:
+        lines.append(f"no move towards the optimum improves on the run's best ({c0 / opt.cost - 1:.2%})")
+    else:
+        lines.append(f"the smallest move towards the optimum that improves on the run's best "
+                     f"({c0 / opt.cost - 1:.2%}) changes {first} parameter{'s' if first != 1 else ''} at once")
     return "\n".join(lines)
 
 
