@@ -66,7 +66,8 @@ def near_optimal(o, space) -> str:
 def enumerable_optima(env_ids=None, **entry_kw):
     """Yield ``(EnvEntry, evaluator, Optimum)`` for every env in ``env_ids`` (default: every
     registered env) that has an exact optimum, printing each optimum (and, where the space was
-    enumerated, its near-optimal set); prints why others are skipped.  ``entry_kw`` (workload,
+    enumerated, its near-optimal set and its local-search landscape,
+    ``archgym.optimum.descent_basins``); prints why others are skipped.  ``entry_kw`` (workload,
     objective, targets) goes to every ``EnvEntry``."""
     for env_id in env_ids or archgym.env_ids():
         entry = EnvEntry(env_id, **entry_kw)
