@@ -85,7 +85,9 @@ def enumerable_optima(env_ids=None, **entry_kw):
               f"in {o.wall_s:.1f} s; objective {ev.objective.describe()}; {o.method}", flush=True)
         if getattr(o, "costs", None) is not None:
             print("  " + near_optimal(o, ev.space), flush=True)
-            print("  " + descent_basins(o.costs, ev.space.nvec, threshold=THRESHOLD).describe(), flush=True)
+            t0 = time.perf_counter()
+            land = descent_basins(o.costs, ev.space.nvec, threshold=THRESHOLD)
+            print(f"  {land.describe()}; in {time.perf_counter() - t0:.1f} s", flush=True)
         yield entry, ev, o
 
 

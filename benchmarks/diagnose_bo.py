@@ -2,6 +2,8 @@
 
 Run:  python benchmarks/diagnose_bo.py [--env archgym/AgileQuant-v0] [--seed 1] [--budget 200]
       (about 1 min for AgileQuant-v0 on an idle 2-core machine)
+      python benchmarks/diagnose_bo.py --env ENV --path-from PARAM=VALUE,...
+      (only the path to the optimum from its design with those parameters changed)
 
 Drives the BO agent at its default hyperparameters through ask/evaluate/tell, then prints, at the
 env's exact optimum (``archgym.optimum``) and at the run's best design: the objective GP's
@@ -25,6 +27,7 @@ import numpy as np
 from scipy.stats import norm
 
 from agents.bo import BayesOpt
+from archgym.cli import CliError, _parse_assignments
 from archgym.optimum import optimum
 from archgym.runner import make_evaluator
 
@@ -34,18 +37,34 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--env", default="archgym/AgileQuant-v0")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--budget", type=int, default=200)
+    ap.add_argument("--path-from", action="append", default=[], metavar="PARAM=VALUE",
+                    help="no BO run: only the path to the optimum from the optimum's design with these "
+                         "parameters changed (repeatable or comma-separated)")
     args = ap.parse_args(argv)
     ev = make_evaluator(args.env)
     obj = ev.objective
     opt = optimum(ev)
+    if args.path_from:
+        try:
+            change = _parse_assignments(args.path_from, "--path-from")
+        except CliError as e:
+            ap.error(str(e))
+        unknown = sorted(set(change) - set(opt.design))
+        if unknown:
+            ap.error(f"--path-from: unknown parameter {', '.join(unknown)}; allowed: {', '.join(opt.design)}")
+        try:
+            print(path_to_optimum(ev, {**opt.design, **change}, opt, "the given design"))
+        except ValueError as e:  # a value the parameter does not take: one line, exit 2
+            ap.error(str(e))
+        return
     agent = BayesOpt(ev.space, seed=args.seed, objective=obj, budget=args.budget)
     best, best_design = math.inf, None
     for _ in range(args.budget):
         d = agent.ask()
         r = ev.evaluate(d)
         agent.tell(d, r.metrics, r.reward)
-        if r.metrics.feasible and obj.target_met(r.metrics) and obj.cost(r.metrics) < best:
-            best, best_design = obj.cost(r.metrics), dict(d)
+        if _cost(obj, r.metrics) < best:
+            best, best_design = _cost(obj, r.metrics), dict(d)
     print(f"{args.env}, BO seed {args.seed}, {args.budget} evaluations: best cost {best:.6g}, "
           f"optimum {opt.cost:.6g} (gap {best / opt.cost - 1:.2%})")
     models = agent._fit()
@@ -70,7 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         print(path_to_optimum(ev, best_design, opt))
 
 
-def path_to_optimum(ev, start: dict, opt) -> str:
+def _cost(obj, m) -> float:
+    """The objective's cost of a result; infinity when infeasible or a target is missed."""
+    return obj.cost(m) if m.feasible and obj.target_met(m) else math.inf
+
+
+def path_to_optimum(ev, start: dict, opt, label: str = "the run's best") -> str:
     """The designs between ``start`` and the optimum: every subset of the parameters they
     differ in, set to the optimum's values.  Returns a table: per number of parameters changed,
     the best gap to the optimum and how many of those designs are infeasible (or miss a target);
@@ -79,17 +103,16 @@ def path_to_optimum(ev, start: dict, opt) -> str:
     obj = ev.objective
     diff = [k for k in start if start[k] != opt.design[k]]
     if not diff:
-        return "the run's best is the optimum"
+        return f"{label} is the optimum"
     if len(diff) > 12:
-        return f"the run's best differs from the optimum in {len(diff)} parameters (too many to enumerate)"
+        return f"{label} differs from the optimum in {len(diff)} parameters (too many to enumerate)"
 
     def cost(d: dict) -> float:
-        m = ev.evaluate(d).metrics
-        return obj.cost(m) if m.feasible and obj.target_met(m) else math.inf
+        return _cost(obj, ev.evaluate(d).metrics)
 
     c0 = cost(start)
     verb = "parameters differ" if len(diff) > 1 else "parameter differs"
-    lines = [f"from the run's best to the optimum: {len(diff)} {verb} ({', '.join(diff)})",
+    lines = [f"from {label} to the optimum: {len(diff)} {verb} ({', '.join(diff)})",
              "| parameters changed | designs | best gap | infeasible or missing a target |", "|---|---|---|---|"]
     first = None
     for k in range(1, len(diff) + 1):
@@ -99,9 +122,9 @@ def path_to_optimum(ev, start: dict, opt) -> str:
             first = k
         lines.append(f"| {k} | {len(cs)} | {lo / opt.cost - 1:.2%} | {sum(not math.isfinite(c) for c in cs)} |")
     if first is None:
-        lines.append(f"no move towards the optimum improves on the run's best ({c0 / opt.cost - 1:.2%})")
+        lines.append(f"no move towards the optimum improves on {label} ({c0 / opt.cost - 1:.2%})")
     else:
-        lines.append(f"the smallest move towards the optimum that improves on the run's best "
+        lines.append(f"the smallest move towards the optimum that improves on {label} "
                      f"({c0 / opt.cost - 1:.2%}) changes {first} parameter{'s' if first != 1 else ''} at once")
     return "\n".join(lines)
 

@@ -60,7 +60,6 @@ def _descend_one_by_one(costs, nvec, start):
     reference for descent_basins): every other value of every parameter, strictly cheaper
     moves only, the first parameter and the lowest value index among equal costs."""
     import itertools
-    import math
 
     x, moves = list(np.unravel_index(start, nvec)), 0
     while True:
@@ -73,7 +72,7 @@ def _descend_one_by_one(costs, nvec, start):
                 cy = costs[np.ravel_multi_index(y, nvec)]
                 if cy < best:
                     best, arg = cy, y
-        if arg is None or not math.isfinite(here):
+        if arg is None:
             return int(np.ravel_multi_index(x, nvec)), moves
         x, moves = arg, moves + 1
 
