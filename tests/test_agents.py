@@ -254,7 +254,8 @@ def test_cli_bad_hyperparameter_value_exit_2(capsys):
 def test_bo_latin_hypercube_covers_every_value():
     pytest.importorskip("skopt")
     space = Planted().design_space()
-    ag = make_agent("bo", space, seed=3, params={"n_initial_points": 8, "initial": "lhs"})
+    # the hypercube itself: the declared constraint would drop its rows that violate it
+    ag = make_agent("bo", space, seed=3, params={"n_initial_points": 8, "initial": "lhs", "known_constraints": False})
     first = []
     for _ in range(8):
         d = ag.ask()
@@ -271,13 +272,16 @@ def test_bo_latin_hypercube_covers_every_value():
 
 def test_bo_feasibility_model():
     """The objective GP sees feasible designs only; a second GP of +1/-1 feasibility labels
-    separates the designs the simulator rejected (imputation mode: one GP on everything)."""
+    separates the designs the simulator rejected (imputation mode: one GP on everything).
+    The space's declared constraint is what rejects them here, so BO must not apply it itself
+    (``known_constraints=False``)."""
     pytest.importorskip("skopt")
     from agents._util import quiet
 
     for feasibility in (True, False):
         ev = Evaluator(Planted(), "opt-125m/decode", OBJ)
-        ag = make_agent("bo", ev.space, seed=0, params={"n_initial_points": 40, "feasibility": feasibility},
+        ag = make_agent("bo", ev.space, seed=0, params={"n_initial_points": 40, "feasibility": feasibility,
+                                                       "known_constraints": False},
                         objective=ev.objective, budget=40)
         feasible = []
         for _ in range(40):
@@ -296,6 +300,33 @@ def test_bo_feasibility_model():
             assert (g[feasible] < 0).all() and (g[~feasible] > 0).all()
         else:
             assert model.X_train_.shape[0] == 40 and constraint_models == []
+
+
+def test_bo_known_constraints():
+    """With ``known_constraints`` (the default) BO never asks a design that violates one of the
+    space's declared constraints, from its first (random) ask to its last model-based one, and
+    the check costs no simulation; without it the same run asks some (the corner is next to the
+    optimum) and learns them from the results."""
+    pytest.importorskip("skopt")
+    for known in (True, False):
+        sim = Planted()
+        ev = Evaluator(sim, "opt-125m/decode", OBJ)
+        ag = make_agent("bo", ev.space, seed=0, params={**FAST["bo"], "known_constraints": known},
+                        objective=ev.objective, budget=40)
+        ok, calls = [], sim.calls
+        for _ in range(40):
+            d = ag.ask()
+            ok.append(ev.space.is_feasible(d))
+            r = ev.evaluate(d)
+            ag.tell(d, r.metrics, r.reward)
+        assert sim.calls - calls == sum(ok)  # the agent's constraint check is no simulation (nor is the env's)
+        if known:
+            assert all(ok)
+        else:
+            assert not all(ok)
+    unconstrained = DesignSpace(Planted().design_space().params)
+    ag = make_agent("bo", unconstrained, seed=0, params=FAST["bo"])
+    assert ag._allowed(np.array([[7, 6, 0, 0, 0]])).all()  # no declared constraint: nothing filtered
 
 
 def test_tpe_gamma_is_optunas_default_and_picklable():
