@@ -27,7 +27,7 @@ import numpy as np
 
 from .metrics import Metrics
 from .objective import Objective
-from .space import DesignSpace, InvalidDesign
+from .space import Constraint, DesignSpace, InvalidDesign
 from .workloads import Workload, WorkloadError, format_workload, load_workload, parse_workload
 
 __all__ = ["Simulator", "Evaluator", "Evaluation", "load_simulator", "simulator_options", "check_simulator_options"]
@@ -115,6 +115,16 @@ class Simulator(ABC):
         :class:`archgym.optimum.Optimum`; ``None`` when it has none for this objective
         (:func:`archgym.optimum.optimum` then enumerates, where the space allows)."""
         return None
+
+    def workload_constraints(self, workload: "Workload") -> tuple[Constraint, ...]:
+        """Rules on the design that depend on the workload and need no simulation (e.g. an
+        accumulator that overflows for the workload's reduction length).  The
+        :class:`Evaluator` adds them to its space's constraints, so agents that filter with
+        ``space.is_feasible``/``feasible_mask`` (BO's ``known_constraints``) and ``archgym
+        describe`` see them; a design that breaks one is still evaluated by the simulator,
+        which reports it infeasible itself (same reason and metrics as without the
+        declaration).  Default: none."""
+        return ()
 
     # --- workloads -----------------------------------------------------------------
     def workload_aliases(self) -> Mapping[str, str]:
@@ -335,6 +345,14 @@ class Evaluator:
             self.space = self.space.restrict(self.fixed)
         #: the resolved :class:`~archgym.workloads.Workload`; ``workload.source`` is what the run log records
         self.workload: Workload = simulator.workload(workload, **dict(workload_params or {}))
+        # the design space's own constraints are checked here before a simulation; the
+        # workload's (Simulator.workload_constraints) are declared in the space for the agents
+        # but left to the simulator, which reports them with its own reason and metrics
+        self._checked = self.space.constraints
+        #: the simulator's rules for this workload, declared in ``space.constraints`` too
+        self.workload_constraints: tuple[Constraint, ...] = tuple(simulator.workload_constraints(self.workload))
+        if self.workload_constraints:
+            self.space = DesignSpace(self.space.params, self.space.constraints + self.workload_constraints)
         objective = objective or Objective()
         self.sim_calls = 0
         self.cache_hits = 0
@@ -380,7 +398,7 @@ class Evaluator:
             self._cache.move_to_end(key)
             self.cache_hits += 1
             return hit, True
-        violations = self.space.violations(d)
+        violations = [v for v in (c.violation(d) for c in self._checked) if v is not None]
         if violations:
             m = Metrics.infeasible("; ".join(violations))
         else:

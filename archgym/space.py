@@ -243,12 +243,17 @@ class Constraint:
     ``check(design) -> bool`` returns True when the design is feasible;
     ``message`` explains the rule in words (shown when it fails), and may use
     ``str.format`` fields named after parameters, e.g.
-    ``"tile {rows}x{cols} exceeds the DSP budget"``.
+    ``"tile {rows}x{cols} exceeds the DSP budget"``.  ``vector`` (optional) is
+    the same rule on a batch: it takes one numpy array of values per parameter
+    (``{"rows": array([...]), ...}``, a row per design) and returns a boolean
+    array; :meth:`DesignSpace.feasible_mask` uses it instead of calling ``check``
+    design by design (it must agree with ``check`` exactly).
     """
 
     name: str
     check: Callable[[Mapping[str, Any]], bool]
     message: str
+    vector: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None
 
     def rule(self) -> str:
         """The message as a rule, without a design: ``{name}`` fields read as ``<name>``
@@ -385,6 +390,25 @@ class DesignSpace:
     def is_feasible(self, design: Mapping[str, Any]) -> bool:
         """True when ``design`` satisfies every constraint."""
         return not self.violations(design)
+
+    def feasible_mask(self, indices: Any) -> np.ndarray:
+        """Which rows of an index array ``(n, d)`` satisfy every constraint: the boolean
+        array ``[self.is_feasible(self.decode(i)) for i in indices]``, computed with each
+        constraint's vectorised ``vector`` rule where it has one (no simulation either way)."""
+        idx = self.check_indices(indices)
+        mask = np.ones(len(idx), dtype=bool)
+        cols: dict[str, np.ndarray] | None = None
+        designs: list[dict] | None = None
+        for c in self.constraints:
+            if c.vector is not None:
+                if cols is None:
+                    cols = {p.name: np.asarray(p.values)[idx[:, j]] for j, p in enumerate(self.params)}
+                mask &= np.asarray(c.vector(cols), dtype=bool)
+            else:
+                if designs is None:
+                    designs = [self.decode(i) for i in idx]
+                mask &= np.array([bool(c.check(d)) for d in designs], dtype=bool)
+        return mask
 
     # --- encodings -----------------------------------------------------------------
     def encode(self, design: Mapping[str, Any]) -> np.ndarray:

@@ -51,6 +51,8 @@ tables (:mod:`simulators._agile_quant_kernels`); the exact optimum of the
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections import OrderedDict
 from typing import Any, Mapping, Sequence
@@ -59,13 +61,13 @@ import numpy as np
 
 from archgym.metrics import Metrics
 from archgym.simulator import Simulator
-from archgym.space import Choice, DesignSpace, InvalidDesign
+from archgym.space import Choice, Constraint, DesignSpace, InvalidDesign
 from archgym.workloads import ModelConfig, Workload, WorkloadError, get_model
 
 from . import _agile_quant_kernels as _kern
 from ._agile_quant_model import device as _device
 from ._agile_quant_model import (BITS, DEVICES, EW_INSTR, FAMILIES, GROUP_SIZES, GROUPS, HW_KEYS, KERNEL,
-                                 AgileQuantError, Device, family_refusal, overflow_reason, price)
+                                 AgileQuantError, Device, family_refusal, overflow_reason, price, reduction_dims)
 
 __all__ = ["simulate", "AgileQuantSimulator", "AgileQuantError", "DEVICES", "Device", "MODELS", "SCHEMES",
            "GROUPS", "BITS", "GROUP_SIZES", "PRUNE_RATIOS", "PRUNE_STARTS", "KERNEL", "EW_INSTR", "FAMILIES",
@@ -259,6 +261,22 @@ def calibrate_efficiency(device: str, paper_s: Sequence[float], *, seq_len: int 
 
 
 # ------------------------------------------------------------------- env ----
+def _no_overflow(group: str, bad: frozenset, d: Mapping[str, Any]) -> bool:
+    """``d``'s (a_bits, w_bits, group_size, packing) of ``group`` is not one of ``bad``."""
+    return (int(d[f"a_bits_{group}"]), int(d[f"w_bits_{group}"]), int(d[f"group_size_{group}"]),
+            d["simd_packing"] in ("on", True)) not in bad
+
+
+def _no_overflow_columns(group: str, bad: frozenset, c: Mapping[str, np.ndarray]) -> np.ndarray:
+    """:func:`_no_overflow` on columns of values (one array per parameter)."""
+    a, w, gs = c[f"a_bits_{group}"], c[f"w_bits_{group}"], c[f"group_size_{group}"]
+    packed = c["simd_packing"] == "on"
+    hit = np.zeros(len(a), dtype=bool)
+    for ba, bw, bgs, bp in bad:
+        hit |= (a == ba) & (w == bw) & (gs == bgs) & (packed == bp)
+    return ~hit
+
+
 class AgileQuantSimulator(Simulator):
     """Agile-Quant on an edge CPU as an archgym simulator (``archgym/AgileQuant-v0``).
 
@@ -341,6 +359,31 @@ class AgileQuantSimulator(Simulator):
 
     def _evaluate(self, design: dict, workload: Workload) -> Metrics:
         return price(workload.model, DEVICES[design["device"]], design, workload.params["seq_len"], True)
+
+    def workload_constraints(self, workload: Workload) -> tuple[Constraint, ...]:
+        """One declared rule per layer group whose accumulation can overflow on ``workload``:
+        the (a_bits, w_bits, group_size, simd_packing) combinations for which
+        :func:`overflow_reason` reports an overflow at any of the group's reduction lengths
+        (SMMW: a 16-bit field holds a limited number of products between drains; INT8: a
+        32-bit accumulator).  On opt-1.3b at 2,048 tokens each group has one: A4 x W4, packed,
+        in groups of 512.  :meth:`evaluate` reports these designs infeasible as before; the
+        declaration lets agents skip them without a simulation.  The DRAM-capacity rule is
+        not declared (it needs the design's weight bytes)."""
+        dims = reduction_dims(workload.model, workload.params["seq_len"])
+        out = []
+        for g in GROUPS:
+            bad = frozenset(c for c in itertools.product(BITS, BITS, GROUP_SIZES, (False, True))
+                            if any(overflow_reason(g, k, *c) for k in dims[g]))
+            if not bad:
+                continue
+            combos = "; ".join(f"A{a} x W{w} in groups of {gs}{' packed' if p else ''}"
+                               for a, w, gs, p in sorted(bad))
+            msg = (f"the {g} accumulation overflows ({combos}; reduction lengths "
+                   f"{', '.join(map(str, dims[g]))}): a_bits_{g}={{a_bits_{g}}}, w_bits_{g}={{w_bits_{g}}}, "
+                   f"group_size_{g}={{group_size_{g}}}, simd_packing={{simd_packing}}")
+            out.append(Constraint(f"overflow_{g}", functools.partial(_no_overflow, g, bad), msg,
+                                  vector=functools.partial(_no_overflow_columns, g, bad)))
+        return tuple(out)
 
     # --- batched path ----------------------------------------------------------------
     def tables(self, workload: Workload | str) -> "_kern.Tables":

@@ -277,7 +277,8 @@ class M3ViTSimulator(Simulator):
                 Choice(name="top_k", options=(1, 2, 4, 8), ordinal=True, doc="experts per token"),
             ],
             [Constraint("top_k", lambda x: x["top_k"] <= x["n_experts"],
-                        "top_k={top_k} exceeds n_experts={n_experts}")],
+                        "top_k={top_k} exceeds n_experts={n_experts}",
+                        vector=lambda c: c["top_k"] <= c["n_experts"])],
         )
         self._tables: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 

@@ -341,6 +341,7 @@ class SystolicSimulator(Simulator):
             Constraint(
                 "area", lambda d: self._area_mm2(d) <= self.max_area_mm2,
                 f"die area exceeds the {self.max_area_mm2:g} mm^2 budget",
+                vector=lambda c: self._area_mm2_columns(c) <= self.max_area_mm2,
             )
         ]
         return DesignSpace(params, cons)
@@ -422,6 +423,13 @@ class SystolicSimulator(Simulator):
         return float(_area_um2(d["rows"], d["cols"], d["act_bits"], d["weight_bits"],
                                d["ifmap_sram_kb"] + d["filter_sram_kb"] + d["ofmap_sram_kb"],
                                _shadow_bits(self._code, d["dataflow"], d["act_bits"], d["weight_bits"])) * 1e-6)
+
+    def _area_mm2_columns(self, c: Mapping[str, np.ndarray]) -> np.ndarray:
+        """:meth:`_area_mm2` of a batch given as one array of values per parameter."""
+        df = np.select([c["dataflow"] == name for name in DATAFLOWS], range(len(DATAFLOWS)))
+        return _area_um2(c["rows"], c["cols"], c["act_bits"], c["weight_bits"],
+                         c["ifmap_sram_kb"] + c["filter_sram_kb"] + c["ofmap_sram_kb"],
+                         _shadow_bits(self._code, df, c["act_bits"], c["weight_bits"])) * 1e-6
 
     def _evaluate(self, design: dict, workload: Workload) -> Metrics:
         """Metrics of one (checked) design on a (checked) workload, with the per-layer breakdown."""
