@@ -63,7 +63,8 @@ mixed (ordered + categorical) space:
   ``local_candidates`` best designs so far; the best design's two-step
   neighbours (``two_step``) and every design that differs from it in one
   parameter by any amount (``cross``); and ``n_points`` uniformly random
-  designs; every design that differs from the best in two parameters (``pairs``); and
+  designs; every design that differs from the best in two parameters (``pairs``; in
+  three too with ``triples``, off by default: 2,800-19,000 more designs on the built-in envs); and
   the designs visited by a hill climb of the acquisition itself from the best designs
   and the best candidates (``climb_starts``; one parameter to any value per step, up to
   ``climb_steps`` steps).  In a space of millions of designs random candidates rarely land
@@ -72,18 +73,22 @@ mixed (ordered + categorical) space:
   jump along one parameter past a ridge (Systolic-v0's cost rises with the
   ifmap SRAM up to 512 kB and halves at 1024 kB, where the whole ifmap fits);
   the pairs and the climb let it move two or more coupled parameters at once
-  (M3ViT-v0's trap at pe_in=32, pe_out=48 is 5.3 % above the optimum at pe_in=16,
-  pe_out=96 with a larger weight buffer: no single-parameter move improves it).
+  (M3ViT-v0's trap at pe_in=32, pe_out=48, 64 KiB weight buffer is 5.3 % above the
+  optimum at pe_in=16, pe_out=96, 144 KiB: only the move of all three improves it).
 
 What each piece buys (Systolic-v0 before its mapping-aware model, budget 200,
 20 seeds, runs within 1 % of the exhaustive optimum; benchmarks/README.md,
 "Search agents"): worst-value imputation without the cross 8/20; the
 feasibility GP 16/20; with the cross as well 20/20, median 49.5 evaluations.
 The pairs and the climb: M3ViT-v0 1/3 seeds without them, 2/2 (seeds 1, 2) with
-both, 0/1 with the pairs alone (seed 1).
+both, 0/1 with the pairs alone (seed 1).  The triples (seeds 0-39 on M3ViT-v0, 0-19
+elsewhere) put that three-parameter escape among the candidates, yet 9 of 40 M3ViT-v0 runs
+still end in the trap, as 9 do without them (27/40 within 1 % either way); Systolic-v0 17/20
+with them, 19/20 without; AgileQuant-v0 19/20, BitMoD-v0 and MatMulFree-v0 20/20 either way;
+1.7-4.5x the agent's time per ask.  So they are off by default.
 
 Declared constraints (at the defaults above, seeds 0-9, budget 200, runs within 1 % of the
-exact optimum): Systolic-v0 1/10 -> 9/10, M3ViT-v0 7/10 -> 8/10, AgileQuant-v0 3/10 -> 9/10
+exact optimum): Systolic-v0 1/10 -> 9/10, M3ViT-v0 7/10 -> 8/10 (27/40 on seeds 0-39), AgileQuant-v0 3/10 -> 9/10
 (overflows had taken 1-68 % of its evaluations, median 53 %; benchmarks/README.md); BitMoD-v0
 and MatMulFree-v0 declare none and are unchanged (the same asks).
 
@@ -155,6 +160,10 @@ class BayesOpt(Agent):
         pairs: bool = dataclasses.field(
             default=True, metadata={"help": "every design that differs from the best in two parameters (any values) "
                                              "joins the candidates too"})
+        triples: bool = dataclasses.field(
+            default=False, metadata={"help": "every design that differs from the best in three parameters (any values) "
+                                              "joins the candidates too (1.7-4.5x the agent's time per ask; no measured "
+                                              "gain: benchmarks/README.md)"})
         additive: bool = dataclasses.field(
             default=False, metadata={"help": "GP kernel: add a first-order additive Matern-5/2 term (one per input) to "
                                              "the ARD Matern-5/2 kernel (GP only)"})
@@ -307,14 +316,9 @@ class BayesOpt(Agent):
                     x = self._X[i]
                     ones = ones + [x[:j] + (v,) + x[j + 1:] for j, n in enumerate(self._nvec.tolist())
                                    for v in range(n) if v != x[j]]
-                if rank == 0 and p.pairs:  # and every design that differs from it in two parameters
-                    x, nv = self._X[i], self._nvec.tolist()
-                    for j, k in itertools.combinations(range(len(nv)), 2):
-                        for a, b in itertools.product(range(nv[j]), range(nv[k])):
-                            if a != x[j] and b != x[k]:
-                                z = list(x)
-                                z[j], z[k] = a, b
-                                ones.append(tuple(z))
+                for m, on in ((2, p.pairs), (3, p.triples)):  # and every design that differs from it in m parameters
+                    if rank == 0 and on:
+                        ones = ones + [tuple(r) for r in self._moves(self._X[i], m).tolist()]
                 for nb in ones:
                     if nb not in self._seen:
                         cands[nb] = None
@@ -324,6 +328,18 @@ class BayesOpt(Agent):
                 cands[r] = None
         out = np.array(list(cands), dtype=np.int64).reshape(-1, len(self._nvec))
         return out[self._allowed(out)]
+
+    def _moves(self, x: tuple[int, ...], m: int) -> np.ndarray:
+        """Every index vector that differs from ``x`` in exactly ``m`` parameters (any values)."""
+        nv = self._nvec.tolist()
+        out = []
+        for cols in itertools.combinations(range(len(nv)), m):
+            vals = [[v for v in range(nv[j]) if v != x[j]] for j in cols]
+            combos = np.array(list(itertools.product(*vals)), dtype=np.int64).reshape(-1, m)
+            z = np.repeat(np.array([x], dtype=np.int64), len(combos), axis=0)
+            z[:, list(cols)] = combos
+            out.append(z)
+        return np.concatenate(out) if out else np.zeros((0, len(nv)), dtype=np.int64)
 
     def _allowed(self, cand: np.ndarray) -> np.ndarray:
         """Mask of the index vectors ``cand`` that satisfy the space's declared constraints

@@ -329,6 +329,31 @@ def test_bo_known_constraints():
     assert ag._allowed(np.array([[7, 6, 0, 0, 0]])).all()  # no declared constraint: nothing filtered
 
 
+def test_bo_moves_differ_in_exactly_m_parameters():
+    """``_moves(x, m)``: every design at Hamming distance ``m`` from ``x``, each once, against a
+    brute force over the whole grid; with ``triples`` the incumbent's three-parameter moves are
+    candidates (an escape from a trap no one- or two-parameter step improves, such as
+    M3ViT-v0's pe_in=32, pe_out=48), without it none is (pairs, cross and two-step reach two)."""
+    pytest.importorskip("skopt")
+    space = DesignSpace(Planted().design_space().params)
+    ag = make_agent("bo", space, seed=0, params=FAST["bo"])
+    grid = np.array(list(np.ndindex(*ag._nvec)))
+    x = (3, 2, 1, 0, 4)
+    dist = (grid != np.array(x)).sum(axis=1)
+    for m in (1, 2, 3, 5):
+        got = ag._moves(x, m)
+        assert len(got) == len({tuple(r) for r in got.tolist()})
+        assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, grid[dist == m].tolist()))
+    for triples in (True, False):
+        ag = make_agent("bo", space, seed=0, params={**FAST["bo"], "n_points": 1, "triples": triples})
+        d = space.decode(list(x))
+        ag.tell(d, Planted().evaluate(d, None), 0.5)
+        cand = ag._candidates()
+        far = (cand != np.array(x)).sum(axis=1)
+        assert (far == 3).sum() >= (len(ag._moves(x, 3)) if triples else 0)
+        assert triples or (far == 3).sum() <= 1  # at most the one random candidate
+
+
 def test_tpe_gamma_is_optunas_default_and_picklable():
     import pickle
 
