@@ -231,6 +231,7 @@ class BayesOpt(Agent):
         self._gains = np.zeros(3)  # gp_hedge portfolio gains (EI, PI, LCB)
         self._hedge_prev: np.ndarray | None = None  # gp_hedge: the encoded nominees of the last ask
         self._known = self.params.known_constraints and bool(space.constraints)
+        self._move_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # _moves: (subsets, value ranks) per m
 
     # --- encoding --------------------------------------------------------------------------
     def _encode(self, idx: np.ndarray) -> np.ndarray:
@@ -312,13 +313,10 @@ class BayesOpt(Agent):
                 ones = self._neighbours(self._X[i])
                 if rank == 0 and p.two_step:  # the incumbent's two-step neighbours too
                     ones = ones + [nb2 for nb in ones for nb2 in self._neighbours(nb)]
-                if rank == 0 and p.cross:  # and every design that differs from it in one parameter
-                    x = self._X[i]
-                    ones = ones + [x[:j] + (v,) + x[j + 1:] for j, n in enumerate(self._nvec.tolist())
-                                   for v in range(n) if v != x[j]]
-                for m, on in ((2, p.pairs), (3, p.triples)):  # and every design that differs from it in m parameters
+                # and every design that differs from it in one (cross), two (pairs) or three parameters
+                for m, on in ((1, p.cross), (2, p.pairs), (3, p.triples)):
                     if rank == 0 and on:
-                        ones = ones + [tuple(r) for r in self._moves(self._X[i], m).tolist()]
+                        ones = ones + self._moves(self._X[i], m)
                 for nb in ones:
                     if nb not in self._seen:
                         cands[nb] = None
@@ -329,17 +327,25 @@ class BayesOpt(Agent):
         out = np.array(list(cands), dtype=np.int64).reshape(-1, len(self._nvec))
         return out[self._allowed(out)]
 
-    def _moves(self, x: tuple[int, ...], m: int) -> np.ndarray:
-        """Every index vector that differs from ``x`` in exactly ``m`` parameters (any values)."""
-        nv = self._nvec.tolist()
-        out = []
-        for cols in itertools.combinations(range(len(nv)), m):
-            vals = [[v for v in range(nv[j]) if v != x[j]] for j in cols]
-            combos = np.array(list(itertools.product(*vals)), dtype=np.int64).reshape(-1, m)
-            z = np.repeat(np.array([x], dtype=np.int64), len(combos), axis=0)
-            z[:, list(cols)] = combos
-            out.append(z)
-        return np.concatenate(out) if out else np.zeros((0, len(nv)), dtype=np.int64)
+    def _moves(self, x: tuple[int, ...], m: int) -> list[tuple[int, ...]]:
+        """Every index vector that differs from ``x`` in exactly ``m`` parameters (any values),
+        parameter subsets in lexicographic order, then values in ascending order.  The subsets
+        and value ranks are tabled once per ``m``: the rank-``r`` value other than ``x[j]`` is
+        ``r + (r >= x[j])``."""
+        if m not in self._move_tables:
+            nv = self._nvec.tolist()
+            cols, ranks = [], []
+            for c in itertools.combinations(range(len(nv)), m):
+                r = list(itertools.product(*[range(nv[j] - 1) for j in c]))
+                cols += [c] * len(r)
+                ranks += r
+            self._move_tables[m] = (np.array(cols, dtype=np.int64).reshape(-1, m),
+                                    np.array(ranks, dtype=np.int64).reshape(-1, m))
+        cols, ranks = self._move_tables[m]
+        xa = np.asarray(x, dtype=np.int64)
+        z = np.repeat(xa[None, :], len(cols), axis=0)
+        np.put_along_axis(z, cols, ranks + (ranks >= xa[cols]), axis=1)
+        return list(map(tuple, z.tolist()))
 
     def _allowed(self, cand: np.ndarray) -> np.ndarray:
         """Mask of the index vectors ``cand`` that satisfy the space's declared constraints

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_agents.py [--seeds 10] [--budget 200] [--db PATH] [--workers N]
           [--agents NAME ...] [--envs ENV_ID ...] [--param AGENT:KEY=VALUE ...]
-          [--workload NAME] [--objective SPEC] [--target METRIC<=V ...]
+          [--workload NAME] [--objective SPEC] [--target METRIC<=V ...] [--per-seed]
 
 For every registered env, finds the exact optimum (``archgym.optimum.optimum``:
 exhaustive batched evaluation where the space can be enumerated, the simulator's own
@@ -13,7 +13,7 @@ on a local process pool) and reports per agent:
 * how many seeds reach within 1% of the optimum cost (cost = the objective's
   weighted product; target-missing designs do not count) and the median number
   of evaluations they need;
-* the median and best gap to the optimum cost;
+* the median and best gap to the optimum cost (``--per-seed``: each run's final gap);
 * agent overhead per evaluation (ask + tell + run-loop bookkeeping, ms) next
   to the evaluator's time per evaluation (simulator + validation + cache).
 
@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workload", help="workload of every env in --envs (default: each env's)")
     ap.add_argument("--objective", help="objective of every env, e.g. latency_s (default: each env's)")
     ap.add_argument("--target", action="append", default=[], help="a target of every env, e.g. 'area_mm2<=4'")
+    ap.add_argument("--per-seed", action="store_true",
+                    help="also print each run's final gap to the optimum, by seed")
     args = ap.parse_args(argv)
     fixed: dict[str, dict[str, str]] = {}
     for item in args.param:
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
 
     lines = ["| env | agent | seeds within 1% | median evals to 1% | gap: median / best | "
              "agent ms/eval | evaluator ms/eval |", "|---|---|---|---|---|---|---|"]
-    verdicts = []
+    verdicts, per_seed = [], []
     with RunStore(db) as store:
         for entry in entries:
             passed = []
@@ -160,6 +162,8 @@ def main(argv=None) -> int:
                         sim_ms.append(sim / r.steps * 1e3)
                 gmed = statistics.median(gaps)
                 label = " ".join([agent] + [f"{k}={v}" for k, v in fixed.get(agent, {}).items()])
+                per_seed.append(f"{entry.id} {label}, final gap by seed: "
+                                + ", ".join(f"{t.seed}: {_pct(g)}" for t, g in zip(ts, gaps)))
                 lines.append(
                     f"| {entry.id} | {label} | {hits}/{len(ts)} | {f'{statistics.median(to1):g}' if to1 else '-'} | "
                     f"{_pct(gmed)} / {_pct(min(gaps))} | {_ms(agent_ms)} | {_ms(sim_ms)} |")
@@ -171,6 +175,8 @@ def main(argv=None) -> int:
             if any(a in CHECKED for a in args.agents):
                 verdicts.append(f"{entry.id}: target {'MET by ' + ', '.join(passed) if passed else 'NOT MET'}")
     print("\n".join(lines))
+    if args.per_seed:
+        print("\n".join(per_seed))
     print("\n".join(verdicts))
     return 0
 

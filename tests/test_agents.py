@@ -342,16 +342,19 @@ def test_bo_moves_differ_in_exactly_m_parameters():
     dist = (grid != np.array(x)).sum(axis=1)
     for m in (1, 2, 3, 5):
         got = ag._moves(x, m)
-        assert len(got) == len({tuple(r) for r in got.tolist()})
-        assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, grid[dist == m].tolist()))
+        assert len(got) == len(set(got))
+        assert sorted(got) == sorted(map(tuple, grid[dist == m].tolist()))
     for triples in (True, False):
         ag = make_agent("bo", space, seed=0, params={**FAST["bo"], "n_points": 1, "triples": triples})
         d = space.decode(list(x))
         ag.tell(d, Planted().evaluate(d, None), 0.5)
         cand = ag._candidates()
         far = (cand != np.array(x)).sum(axis=1)
-        assert (far == 3).sum() >= (len(ag._moves(x, 3)) if triples else 0)
-        assert triples or (far == 3).sum() <= 1  # at most the one random candidate
+        assert set(ag._moves(x, 1)) <= {tuple(r) for r in cand.tolist()}  # the cross
+        if triples:
+            assert set(ag._moves(x, 3)) <= {tuple(r) for r in cand.tolist()}
+        else:
+            assert (far == 3).sum() <= 1  # at most the one random candidate
 
 
 def test_tpe_gamma_is_optunas_default_and_picklable():
@@ -423,6 +426,36 @@ def test_plain_tpe_cross_check_loop():
     assert hit is not None and hit <= 20 and gap == 0.0
     hit, gap = plain.plain_tpe(costs, nvec, ("a", "pinned", "b"), 2.0, seed=0, budget=3)
     assert gap >= 0.0 and (hit is None or hit <= 3)
+
+
+def test_bench_agents_per_seed_gaps(tmp_path, capsys):
+    """benchmarks/bench_agents.py --per-seed: one final gap per seed, whose median and best are the
+    table's gap column, and the same gaps when the runs are reused from the run log."""
+    import importlib
+    import re
+    import sys as _sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    _sys.path.insert(0, bench)
+    try:
+        mod = importlib.import_module("bench_agents")
+    finally:
+        _sys.path.remove(bench)
+    argv = ["--envs", "archgym/BitMoD-v0", "--agents", "random", "--seeds", "3", "--budget", "4",
+            "--workers", "1", "--db", str(tmp_path / "runs.db"), "--per-seed"]
+    outs = []
+    for _ in range(2):
+        assert mod.main(argv) == 0
+        out = capsys.readouterr().out
+        line = next(ln for ln in out.splitlines() if "final gap by seed" in ln)
+        gaps = {int(k): float(v) for k, v in re.findall(r"(\d+): ([\d.]+)%", line.split("seed:", 1)[1])}
+        assert sorted(gaps) == [0, 1, 2]
+        row = next(ln for ln in out.splitlines() if ln.startswith("| archgym/BitMoD-v0 | random |"))
+        med, best = re.search(r"\| ([\d.]+)% / ([\d.]+)% \|", row).groups()
+        assert float(med) == sorted(gaps.values())[1] and float(best) == min(gaps.values())  # same rounding
+        outs.append(gaps)
+    assert outs[0] == outs[1]
 
 
 @pytest.mark.parametrize("name", ALL)
