@@ -405,10 +405,8 @@ def test_tpe_passes_deprecated_optuna_knobs_only_when_set(monkeypatch):
     assert "\n" not in str(ei.value)
 
 
-def test_plain_tpe_cross_check_loop():
-    """benchmarks/bench_tpe_plain.py's loop: a budget covering the whole (planted) space finds
-    the feasible optimum, and a hit is never reported after more distinct designs than the
-    budget (so the benchmark's hit counts can fail)."""
+def _bench_module(name: str):
+    """Import ``benchmarks/<name>.py`` (not a package) as a module."""
     import importlib
     import sys as _sys
     from pathlib import Path
@@ -416,9 +414,16 @@ def test_plain_tpe_cross_check_loop():
     bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
     _sys.path.insert(0, bench)
     try:
-        plain = importlib.import_module("bench_tpe_plain")
+        return importlib.import_module(name)
     finally:
         _sys.path.remove(bench)
+
+
+def test_plain_tpe_cross_check_loop():
+    """benchmarks/bench_tpe_plain.py's loop: a budget covering the whole (planted) space finds
+    the feasible optimum, and a hit is never reported after more distinct designs than the
+    budget (so the benchmark's hit counts can fail)."""
+    plain = _bench_module("bench_tpe_plain")
     nvec = (4, 1, 5)
     costs = np.arange(1.0, 21.0)[::-1].copy()  # cheapest is the last design...
     costs[-1] = np.inf  # ...but it is infeasible: the optimum is the second last
@@ -431,17 +436,9 @@ def test_plain_tpe_cross_check_loop():
 def test_bench_agents_per_seed_gaps(tmp_path, capsys):
     """benchmarks/bench_agents.py --per-seed: one final gap per seed, whose median and best are the
     table's gap column, and the same gaps when the runs are reused from the run log."""
-    import importlib
     import re
-    import sys as _sys
-    from pathlib import Path
 
-    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    _sys.path.insert(0, bench)
-    try:
-        mod = importlib.import_module("bench_agents")
-    finally:
-        _sys.path.remove(bench)
+    mod = _bench_module("bench_agents")
     argv = ["--envs", "archgym/BitMoD-v0", "--agents", "random", "--seeds", "3", "--budget", "4",
             "--workers", "1", "--db", str(tmp_path / "runs.db"), "--per-seed"]
     outs = []
