@@ -303,7 +303,10 @@ class BayesOpt(Agent):
 
     # --- acquisition -----------------------------------------------------------------------
     def _candidates(self) -> np.ndarray:
-        """Unevaluated one-step neighbours of the best designs plus uniform random designs."""
+        """The unevaluated designs the acquisition scores (module docstring): one-step neighbours of
+        the best designs, the incumbent's two-step neighbours and its one-, two- (and with
+        ``triples`` three-) parameter moves, and uniform random designs; declared constraints
+        filter them (``known_constraints``)."""
         p = self.params
         cands: dict[tuple[int, ...], None] = {}
         if p.local_candidates:
