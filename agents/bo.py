@@ -40,8 +40,9 @@ mixed (ordered + categorical) space:
   parameters).
 * **Declared constraints** (``known_constraints``, on by default).  A constraint the
   design space declares (``DesignSpace.constraints``: Systolic-v0's area budget,
-  M3ViT-v0's top_k <= n_experts, AgileQuant-v0's accumulator overflows for the workload
-  from ``Simulator.workload_constraints``; ``archgym describe ENV`` lists them) is a rule
+  M3ViT-v0's top_k <= n_experts and its DSP, on-chip memory and weight-tile budgets,
+  AgileQuant-v0's accumulator overflows; the last two from ``Simulator.workload_constraints``
+  for the workload; ``archgym describe ENV`` lists them) is a rule
   on the parameters, checked without a simulation, so the agent never asks a design that
   violates one: every random, initial and candidate design is filtered with
   ``space.feasible_mask`` (as SMAC never samples a configuration its ConfigSpace's
@@ -50,8 +51,10 @@ mixed (ordered + categorical) space:
   model must learn).  Learning them from results instead (``known_constraints=false``,
   as every other agent here does) spent 19-68 % (median 53 %) of Systolic-v0's 200 evaluations on
   designs over the area budget (seeds 0-9), and the feasibility GP's +1/-1 labels describe
-  the area boundary poorly.  A Latin-hypercube row that violates one is skipped (a random
-  feasible design takes its place).  Objectives with targets only model the reward's logit
+  the area boundary poorly; on M3ViT-v0, before it declared its budgets, 75 % of BO's asks
+  (seeds 0-39) broke one (57 % of them MAC arrays over the DSPs, extrapolated from the
+  feasible pe_in=32, pe_out=48 by an objective model that sees only feasible designs).  A
+  Latin-hypercube row that violates one is skipped (a random feasible design takes its place).  Objectives with targets only model the reward's logit
   (``agents._util.Score``).
 * **Initial designs.**  ``n_initial_points`` designs before the first model:
   uniformly random (default) or a Latin hypercube over each parameter's
@@ -73,22 +76,24 @@ mixed (ordered + categorical) space:
   jump along one parameter past a ridge (Systolic-v0's cost rises with the
   ifmap SRAM up to 512 kB and halves at 1024 kB, where the whole ifmap fits);
   the pairs and the climb let it move two or more coupled parameters at once
-  (M3ViT-v0's trap at pe_in=32, pe_out=48, 64 KiB weight buffer is 5.3 % above the
-  optimum at pe_in=16, pe_out=96, 144 KiB: only the move of all three improves it).
+  (M3ViT-v0's pe_in=32, pe_out=48, 64 KiB weight buffer is 5.3 % above the optimum at
+  pe_in=16, pe_out=96, 144 KiB: only the move of all three improves it).
 
 What each piece buys (Systolic-v0 before its mapping-aware model, budget 200,
 20 seeds, runs within 1 % of the exhaustive optimum; benchmarks/README.md,
 "Search agents"): worst-value imputation without the cross 8/20; the
 feasibility GP 16/20; with the cross as well 20/20, median 49.5 evaluations.
 The pairs and the climb: M3ViT-v0 1/3 seeds without them, 2/2 (seeds 1, 2) with
-both, 0/1 with the pairs alone (seed 1).  The triples (seeds 0-39 on M3ViT-v0, 0-19
-elsewhere) put that three-parameter escape among the candidates, yet 9 of 40 M3ViT-v0 runs
-still end in the trap, as 9 do without them (27/40 within 1 % either way); Systolic-v0 17/20
-with them, 19/20 without; AgileQuant-v0 19/20, BitMoD-v0 and MatMulFree-v0 20/20 either way;
-1.7-4.5x the agent's time per ask.  So they are off by default.
+both, 0/1 with the pairs alone (seed 1).  The triples (seeds 0-39 on M3ViT-v0 before it
+declared its budgets, 0-19 elsewhere) put that three-parameter escape among the candidates, yet
+9 of 40 M3ViT-v0 runs still ended there, as 9 did without them (27/40 within 1 % either way);
+Systolic-v0 17/20 with them, 19/20 without; AgileQuant-v0 19/20, BitMoD-v0 and MatMulFree-v0
+20/20 either way; 1.7-4.5x the agent's time per ask.  So they are off by default.
 
 Declared constraints (at the defaults above, seeds 0-9, budget 200, runs within 1 % of the
-exact optimum): Systolic-v0 1/10 -> 9/10, M3ViT-v0 7/10 -> 8/10 (27/40 on seeds 0-39), AgileQuant-v0 3/10 -> 9/10
+exact optimum): Systolic-v0 1/10 -> 9/10, M3ViT-v0 7/10 -> 8/10 with top_k <= n_experts alone
+(27/40 on seeds 0-39) -> 40/40 on seeds 0-39 with its budgets declared too (median 31.5
+evaluations to 1 %), AgileQuant-v0 3/10 -> 9/10
 (overflows had taken 1-68 % of its evaluations, median 53 %; benchmarks/README.md); BitMoD-v0
 and MatMulFree-v0 declare none and are unchanged (the same asks).
 

@@ -32,7 +32,10 @@ Hardware (one set of units shared by all blocks, layers run in sequence, M3ViT Â
 
 On-chip memory is a buffer inventory (:func:`memory_inventory`) mapped onto URAM, then
 BRAM36, then LUTRAM; DSPs are the array plus per-lane and misc units.  A design over the
-DSP or memory budget is infeasible (with the numbers), never an exception.
+DSP or memory budget is infeasible (with the numbers), never an exception.  The two budgets
+and the weight tile that must fit one buffer are closed-form in the design and the workload's
+geometry, so they are also declared as rules (:meth:`M3ViTSimulator.workload_constraints`,
+``archgym describe archgym/M3ViT-v0``): agents that filter with them (BO) never ask such a design.
 
 Power (``power="resources"``, the default): a static part plus the clocked power of the
 provisioned DSPs, BRAM36, URAM and LUTRAM (``count x clock x uW/MHz``), plus energy per MAC
@@ -55,6 +58,7 @@ The model itself is in :mod:`simulators._m3vit_model` (slow reference path, used
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import lru_cache
 from typing import Any, Mapping
@@ -71,7 +75,7 @@ from . import _m3vit_batch as _batch
 from . import _m3vit_kernels as _kern
 from ._m3vit_model import (
     EXTRA_KEYS, MODEL, PLATFORM, REASON_CLASSES, SCHEDULES, TECH, BRAM_URAM_BYTES, Geom, evaluate_reference,
-    gemm_cycles, lru_misses_reference, reason_class, timeline_reference,
+    budget_rules, gemm_cycles, lru_misses_reference, reason_class, timeline_reference,
 )
 from ._m3vit_model import memory_inventory as _inventory
 
@@ -337,6 +341,41 @@ class M3ViTSimulator(Simulator):
                 f"m3vit cannot price workload {src!r}: hidden={g.hidden}, heads={g.heads}, ffn={g.ffn}, "
                 f"expert_hidden={g.expert_hidden}; the buffer plan needs hidden divisible by heads, ffn a multiple "
                 "of hidden and 0 < expert_hidden <= hidden")
+
+    def workload_constraints(self, workload: Workload) -> tuple[Constraint, ...]:
+        """The device's budgets as declared rules (no simulation needed; :func:`budget_rules`):
+        a weight tile must fit one buffer (``tile``: up to ``d x pe_out`` 16-bit weights, ``d``
+        the workload's model width), the MAC array must fit the DSPs (``dsp``) and the buffer
+        inventory the BRAM, URAM and allowed LUTRAM (``memory``; it depends on the workload's
+        width and expert size).  :meth:`evaluate` reports these designs infeasible as before,
+        with its own reason and metrics; the declaration lets agents (BO's
+        ``known_constraints``) skip them without a simulation, as the ``top_k`` rule is
+        skipped.  ``archgym describe archgym/M3ViT-v0`` prints them."""
+        g, _, _, dense = self._info(self.workload(workload))
+        key = (g, dense, self.token_capacity, self.lutram_frac)
+        memo = self.__dict__.setdefault("_rules", {})
+        if key not in memo:
+            def vector(name: str, c: Mapping[str, np.ndarray]) -> np.ndarray:
+                return budget_rules(c, g, dense, self.token_capacity, self.lutram_frac)[name]
+
+            def check(name: str, d: Mapping[str, Any]) -> bool:
+                return bool(vector(name, {k: np.array([v]) for k, v in d.items()})[0])
+
+            lut = PLATFORM["lutram_bits"] / 8 * self.lutram_frac
+            sched = "" if dense else ", schedule={schedule}"
+            msgs = {
+                "tile": f"a weight tile (up to {g.hidden} x pe_out={{pe_out}} {int(MODEL['w_bits'])}-bit weights) "
+                        f"does not fit one wbuf_kib={{wbuf_kib}} KiB buffer",
+                "dsp": f"the pe_in={{pe_in}} x pe_out={{pe_out}} MAC array needs pe_in x pe_out + pe_out + "
+                       f"{int(MODEL['misc_dsp_count'])} DSPs, more than the device's {int(PLATFORM['dsp_count'])}",
+                "memory": f"the on-chip buffers (n_wbuf={{n_wbuf}} x wbuf_kib={{wbuf_kib}} KiB weights{sched}, "
+                          f"cache_slots={{cache_slots}}, n_experts={{n_experts}}, plus biases, activations and "
+                          f"routing queues) exceed the device's {BRAM_URAM_BYTES / 2**20:.3f} MiB BRAM+URAM + "
+                          f"{lut / 2**20:.3f} MiB LUTRAM (lutram_frac={self.lutram_frac:g})",
+            }
+            memo[key] = tuple(Constraint(n, functools.partial(check, n), msgs[n], vector=functools.partial(vector, n))
+                              for n in ("tile", "dsp", "memory"))
+        return memo[key]
 
     def routing_for(self, dataset: str, task: int, n_experts: int, top_k: int, *, geom: Geom | None = None) -> Routing:
         """The (cached) synthetic routing of the MoE layers for one dataset and task."""

@@ -83,3 +83,48 @@ def test_agile_quant_overflow_rules_match_the_simulator():
     assert "overflow_attn" not in [c.name for c in short.workload_constraints]
     d = {**base, "a_bits_attn": 4, "w_bits_attn": 4, "group_size_attn": 512}
     assert short.space.is_feasible(d) and short.evaluate(d).feasible
+
+
+_M3VIT_CASES = [  # (workload, simulator options): MoE and dense, both datasets, a user-built width, budgets
+    ("pascal", {}), ("nyud/depth", {}), ("pascal-dense", {}), ("nyud", {"lutram_frac": 0.0}),
+    ("pascal", {"token_capacity": 1100, "lutram_frac": 1.0}), ("vit-ti", {}),
+]
+
+
+@pytest.mark.parametrize("wl, opts", _M3VIT_CASES)
+def test_m3vit_budget_rules_match_the_simulator(wl, opts):
+    """M3ViT-v0's declared budgets (tile, dsp, memory) mark exactly the designs the simulator finds
+    infeasible, rule by rule against its reason class: the batched kernel on 20,000 random designs,
+    the reference path on 300 (which also checks that the evaluator leaves them to the simulator:
+    same reason and metrics).  The whole 11 M grid agrees on pascal, pascal-dense and nyud/depth
+    (benchmarks/README.md gives the command)."""
+    from simulators.m3vit import REASON_CLASSES, M3ViTSimulator, reason_class
+    from tests.test_m3vit_workloads import VIT_TI
+    from archgym.simulator import Evaluator
+    from archgym.workloads import vit_moe_workload
+
+    sim = M3ViTSimulator(**opts)
+    ev = Evaluator(sim, vit_moe_workload(VIT_TI, "pascal") if wl == "vit-ti" else wl)
+    space = ev.space
+    assert [c.name for c in space.constraints] == ["top_k", "tile", "dsp", "memory"]
+    rules = {c.name: c for c in space.constraints}
+    idx = np.random.default_rng(11).integers(0, space.nvec, size=(20_000, len(space.nvec)))
+    cols = {p.name: np.asarray(p.values)[idx[:, j]] for j, p in enumerate(space.params)}
+    ok = {n: np.asarray(rules[n].vector(cols)) for n in rules}
+    cls = np.array(REASON_CLASSES)[sim.evaluate_batch(idx, ev.workload, reasons=True)["reason_class"]]
+    np.testing.assert_array_equal(space.feasible_mask(idx), cls == "feasible")
+    fits = ok["top_k"] & ok["tile"]
+    np.testing.assert_array_equal(cls == "tile", ok["top_k"] & ~ok["tile"])
+    np.testing.assert_array_equal(np.isin(cls, ("dsp", "dsp+memory")), fits & ~ok["dsp"])
+    np.testing.assert_array_equal(np.isin(cls, ("memory", "dsp+memory")), fits & ~ok["memory"])
+    seen = set(cls.tolist())
+    assert {"feasible", "dsp"} <= seen and len(seen - {"constraint"}) >= 3   # (ViT-Ti's width: every tile fits)
+    for i in range(0, 20_000, 67):
+        d = space.decode(idx[i])
+        m = sim._evaluate(d, ev.workload) if ok["top_k"][i] else None
+        if m is None:
+            continue
+        assert reason_class(m) == cls[i] and space.is_feasible(d) == m.feasible
+        if not m.feasible:
+            e = ev.evaluate(d)
+            assert not e.feasible and e.metrics.reason == m.reason and e.metrics.extra == m.extra
