@@ -54,8 +54,8 @@ mixed (ordered + categorical) space:
   the area boundary poorly; on M3ViT-v0, before it declared its budgets, 75 % of BO's asks
   (seeds 0-39) broke one (57 % of them MAC arrays over the DSPs, extrapolated from the
   feasible pe_in=32, pe_out=48 by an objective model that sees only feasible designs).  A
-  Latin-hypercube row that violates one is skipped (a random feasible design takes its place).  Objectives with targets only model the reward's logit
-  (``agents._util.Score``).
+  Latin-hypercube row that violates one is skipped (a random feasible design takes its
+  place).  Objectives with targets only model the reward's logit (``agents._util.Score``).
 * **Initial designs.**  ``n_initial_points`` designs before the first model:
   uniformly random (default) or a Latin hypercube over each parameter's
   values (``initial=lhs``).

@@ -57,7 +57,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["batch_eval", "N_OUT", "RING"]
+__all__ = ["batch_eval", "budget_reasons", "N_OUT", "RING"]
 
 RING = 64
 _MASK = RING - 1
@@ -104,6 +104,91 @@ def _expert_s(pos, q1, n1, q2, sf1, sr1, sf2, sr2):
     if pos < n1:
         return sf1 if pos < q1 else sr1
     return sf2 if pos < n1 + q2 else sr2
+
+
+@numba.njit(cache=True, inline="always")
+def _shape(s, dm, h, nexp):
+    """(K, N) of weight GEMM shape ``s``: 0 QKV ``d x 3d``, 1 ``d x d`` (proj and the MLP's chunks),
+    2 the gate ``d x N``, 3 an expert's FC1 ``d x h``, 4 its FC2 ``h x d``."""
+    if s == 0:
+        return dm, 3 * dm
+    if s == 1:
+        return dm, dm
+    if s == 2:
+        return dm, nexp
+    if s == 3:
+        return dm, h
+    return h, dm
+
+
+@numba.njit(cache=True, inline="always")
+def _n_shapes(sched):
+    """Weight GEMM shapes (of :func:`_shape`) a schedule runs: dense 2, ``cache``/``naive`` 3, ``reorder`` 5."""
+    return 2 if sched == 3 else (5 if sched == 0 else 3)
+
+
+@numba.njit(cache=True, inline="always")
+def _resources(pi, po, nb, wk, slots, sched, nexp, topk, dm, h, tcap):
+    """A design's resources, without running the model: (every weight tile fits one buffer, DSPs,
+    weight / bias / activation / routing buffer bytes, URAM, BRAM36, LUTRAM bytes).  The buffer
+    inventory is ``_m3vit_model.memory_inventory``'s, mapped onto URAM, then BRAM36, then LUTRAM
+    (``_m3vit_model.resources``); the byte counts mean nothing when a tile does not fit."""
+    dsp = pi * po + po + 32
+    n_shapes = _n_shapes(sched)
+    ok = True
+    widest = 0
+    for s in range(n_shapes):
+        k, n = _shape(s, dm, h, nexp)
+        c = _chunk_cols(k, n, wk, po)
+        if c == 0:
+            ok = False
+        elif s < 2 and c > widest:
+            widest = c
+    ew = 2 * dm * h * 2
+    eb = (h + dm) * 2
+    weights = nb * wk * 1024
+    biases = nb * widest * 2
+    if sched == 1 or sched == 2:
+        held_n = slots if sched == 1 else nexp
+        if held_n * ew > weights:
+            weights = held_n * ew
+        if held_n * eb > biases:
+            biases = held_n * eb
+    acts = 3 * tcap * dm * 2
+    if sched == 0:
+        routing = nexp * (tcap * 4 + 2)
+    elif sched == 3:
+        routing = 0
+    else:
+        routing = topk * 3
+    bits = (weights + biases + acts + routing) * 8
+    uram = min(96, _cdiv(bits, 288 * 1024))
+    rest = max(0, bits - uram * 288 * 1024)
+    bram = min(312, _cdiv(rest, 36 * 1024))
+    lut = _cdiv(max(0, rest - bram * 36 * 1024), 8)
+    return ok, dsp, weights, biases, acts, routing, uram, bram, lut
+
+
+@numba.njit(cache=True, inline="always")
+def _over_budget(dsp, lut, cst):
+    """Reason code of a design whose tiles fit: 0 within budget, 3 over the DSPs, 4 over the
+    memory, 5 both (``cst[0]`` device DSPs, ``cst[11]`` LUTRAM budget bytes)."""
+    over_dsp = dsp > cst[0]
+    over_mem = float(lut) > cst[11]
+    return 5 if over_dsp and over_mem else (3 if over_dsp else (4 if over_mem else 0))
+
+
+@numba.njit(cache=True)
+def budget_reasons(pi_a, po_a, nb_a, wk_a, slots_a, scode_a, nexp_a, topk_a, geom, cst, reason):
+    """The reason codes of ``batch_eval`` for the resource budgets alone, without running the model:
+    2 a weight tile does not fit one buffer, 3/4/5 over the DSPs / memory / both, 0 within them
+    (``top_k > n_experts`` is not checked here).  Arguments as ``batch_eval``'s; the same
+    ``_resources`` and ``_over_budget`` decide both."""
+    tcap = geom[6]
+    for i in range(pi_a.shape[0]):
+        ok, dsp, w, b, a, r, uram, bram, lut = _resources(pi_a[i], po_a[i], nb_a[i], wk_a[i], slots_a[i], scode_a[i],
+                                                          nexp_a[i], topk_a[i], geom[1], geom[4], tcap)
+        reason[i] = _over_budget(dsp, lut, cst) if ok else 2
 
 
 @numba.njit(cache=True)
@@ -155,50 +240,21 @@ def _eval_range(lo, hi, pi_a, po_a, nb_a, wk_a, pf_a, slots_a, scode_a, bw_a, cl
         if topk > nexp:                             # the space's constraint (also for -dense)
             reason[i] = 1
             continue
-        dsp = pi * po + po + 32
-        # --- chunking (infeasible if a needed weight tile does not fit one buffer) -------------
-        # shapes: 0 qkv (d x 3d), 1 d x d (proj and MLP chunks), 2 gate (d x N), 3 FC1 (d x h), 4 FC2 (h x d)
-        shk[0], shn[0], shk[1], shn[1], shk[2], shn[2] = dm, 3 * dm, dm, dm, dm, nexp
-        shk[3], shn[3], shk[4], shn[4] = dm, h, h, dm
-        n_shapes = 2 if sched == 3 else (5 if sched == 0 else 3)
-        ok = True
-        widest = 0
-        for s in range(n_shapes):
-            c = _chunk_cols(shk[s], shn[s], wk, po)
-            shp[s, _COLS] = c
-            if c == 0:
-                ok = False
-            elif s < 2 and c > widest:
-                widest = c
-        if not ok:
+        ok, dsp, weights, biases, acts, routing, uram, bram, lut = _resources(pi, po, nb, wk, slots_a[i], sched,
+                                                                              nexp, topk, dm, h, tcap)
+        if not ok:                                  # a needed weight tile does not fit one buffer
             out[13, i] = float(dsp)
             out[21, i] = dsp / dsp_dev
             reason[i] = 2
             continue
-        # --- memory inventory and its mapping onto URAM, BRAM36, LUTRAM ------------------------
-        ew = 2 * dm * h * 2
-        eb = (h + dm) * 2
-        weights = nb * wk * 1024
-        biases = nb * widest * 2
-        if sched == 1 or sched == 2:
-            held_n = slots_a[i] if sched == 1 else nexp
-            if held_n * ew > weights:
-                weights = held_n * ew
-            if held_n * eb > biases:
-                biases = held_n * eb
-        acts = 3 * tcap * dm * 2
-        if sched == 0:
-            routing = nexp * (tcap * 4 + 2)
-        elif sched == 3:
-            routing = 0
-        else:
-            routing = topk * 3
         onchip_i = weights + biases + acts + routing
-        bits = onchip_i * 8
-        uram = min(96, _cdiv(bits, 288 * 1024))
-        rest = max(0, bits - uram * 288 * 1024)
-        bram = min(312, _cdiv(rest, 36 * 1024))
-        lut = _cdiv(max(0, rest - bram * 36 * 1024), 8)
+        ew = 2 * dm * h * 2                         # bytes of one whole expert's weights and biases
+        eb = (h + dm) * 2
+        for s in range(5):
+            shk[s], shn[s] = _shape(s, dm, h, nexp)
+        n_shapes = _n_shapes(sched)
+        for s in range(n_shapes):
+            shp[s, _COLS] = _chunk_cols(shk[s], shn[s], wk, po)
         # --- per-design step constants ---------------------------------------------------------
         fill = 4
         x = pi - 1
@@ -612,9 +668,7 @@ def _eval_range(lo, hi, pi_a, po_a, nb_a, wk_a, pf_a, slots_a, scode_a, bw_a, cl
         out[20, i] = float(routing)
         out[21, i] = dsp / dsp_dev
         out[22, i] = onchip / cst[10]
-        over_dsp = dsp > dsp_dev
-        over_mem = float(lut) > cst[11]
-        reason[i] = 5 if over_dsp and over_mem else (3 if over_dsp else (4 if over_mem else 0))
+        reason[i] = _over_budget(dsp, lut, cst)
 
 
 @numba.njit(cache=True, parallel=True)

@@ -24,7 +24,7 @@ from archgym.metrics import Metrics
 __all__ = [
     "Geom", "PLATFORM", "MODEL", "TECH", "SCHEDULES", "LAYERS", "REASON_CLASSES", "gemm_cycles", "chunk_cols",
     "memory_inventory", "resources", "power_terms", "frame_steps", "evaluate_reference", "lru_misses_reference",
-    "timeline_reference", "reason_class", "Infeasible", "budget_rules",
+    "timeline_reference", "reason_class", "Infeasible",
 ]
 
 SCHEDULES = ("dense", "naive", "cache", "reorder")
@@ -376,63 +376,6 @@ def reason_class(m: Metrics) -> str:
     if dsp or mem:
         return "dsp+memory" if dsp and mem else ("dsp" if dsp else "memory")
     return "constraint"
-
-
-def budget_rules(c: Mapping[str, np.ndarray], g: Geom, dense: bool, token_capacity: int,
-                 lutram_frac: float) -> dict[str, np.ndarray]:
-    """The three resource rules on columns of design values (one array per parameter, a row per
-    design), without a simulation: ``{"tile": ok, "dsp": ok, "memory": ok}`` boolean arrays.
-
-    * ``tile``: every weight GEMM the schedule runs (QKV ``d x 3d``, ``d x d``; the gate
-      ``d x N`` unless ``dense``; with ``reorder`` the expert FC1 ``d x h`` and FC2 ``h x d``)
-      can be cut into column chunks of one buffer (:func:`chunk_cols` does not raise);
-    * ``dsp``: ``pe_in x pe_out x dsp_per_mac + pe_out x lane_dsp_per_out + misc`` is at most
-      the device's DSPs (:func:`resources`);
-    * ``memory``: the buffer inventory (:func:`memory_inventory`) mapped onto URAM, BRAM36 and
-      then LUTRAM needs at most ``lutram_frac`` of the LUTRAM (:func:`evaluate_reference`'s
-      budget).  Where ``tile`` fails the simulator reports the tile alone; this rule's value
-      there is computed from the chunks that do fit and means nothing on its own.
-
-    A design is feasible for :func:`evaluate_reference` (and the batched kernel) exactly when
-    all three hold and ``top_k <= n_experts``; tests/test_m3vit_batch.py checks this against
-    both on random designs of every workload kind.  ``dense``: the workload has no MoE (the
-    ``schedule`` column is ignored, as the simulator ignores it)."""
-    pi, po = (np.asarray(c[k], dtype=np.int64) for k in ("pe_in", "pe_out"))
-    nb, wk, slots, nexp, topk = (np.asarray(c[k], dtype=np.int64)
-                                 for k in ("n_wbuf", "wbuf_kib", "cache_slots", "n_experts", "top_k"))
-    sched = np.asarray(c["schedule"])
-    reorder = np.zeros(len(pi), dtype=bool) if dense else sched == "reorder"
-    cache = np.zeros(len(pi), dtype=bool) if dense else sched == "cache"
-    naive = np.zeros(len(pi), dtype=bool) if dense else sched == "naive"
-    wb, bb, ab = int(MODEL["w_bits"]) // 8, int(MODEL["bias_bits"]) // 8, int(MODEL["a_bits"]) // 8
-    dm, h = g.hidden, g.expert_hidden
-    cap = wk * 1024
-
-    def cols(k: int, n: Any) -> np.ndarray:   # chunk_cols on columns; 0 = not even one tile fits
-        maxc = cap // (k * wb)
-        return np.where(n <= maxc, n, (maxc // po) * po)
-
-    c_qkv, c_dd = cols(dm, 3 * dm), cols(dm, dm)
-    tile = (c_qkv > 0) & (c_dd > 0)
-    if not dense:
-        tile &= cols(dm, nexp) > 0
-        tile &= ~reorder | ((cols(dm, h) > 0) & (cols(h, dm) > 0))
-    dsp = (pi * po * int(MODEL["dsp_per_mac"]) + po * int(MODEL["lane_dsp_per_out"])
-           + int(MODEL["misc_dsp_count"])) <= PLATFORM["dsp_count"]
-    ew, eb = expert_bytes(g)
-    weights, biases = nb * cap, nb * np.maximum(c_qkv, c_dd) * bb
-    held = np.where(cache, slots, np.where(naive, nexp, 0))
-    weights, biases = np.maximum(weights, held * ew), np.maximum(biases, held * eb)
-    acts = int(MODEL["activation_tensors"]) * token_capacity * dm * ab
-    routing = np.where(reorder, nexp * (token_capacity * int(MODEL["queue_entry_bytes"]) + 2),
-                       0 if dense else topk * 3)
-    bits = (weights + biases + acts + routing) * 8
-    uram = np.minimum(int(PLATFORM["uram_count"]), -(-bits // _URAM_BITS))
-    rest = np.maximum(0, bits - uram * _URAM_BITS)
-    bram = np.minimum(int(PLATFORM["bram36_count"]), -(-rest // _BRAM_BITS))
-    lut = -(-np.maximum(0, rest - bram * _BRAM_BITS) // 8)
-    memory = lut <= PLATFORM["lutram_bits"] / 8 * lutram_frac
-    return {"tile": tile, "dsp": dsp, "memory": memory}
 
 
 def evaluate_reference(d: Mapping[str, Any], g: Geom, sched: str, qlen: np.ndarray | None,

@@ -75,7 +75,7 @@ from . import _m3vit_batch as _batch
 from . import _m3vit_kernels as _kern
 from ._m3vit_model import (
     EXTRA_KEYS, MODEL, PLATFORM, REASON_CLASSES, SCHEDULES, TECH, BRAM_URAM_BYTES, Geom, evaluate_reference,
-    budget_rules, gemm_cycles, lru_misses_reference, reason_class, timeline_reference,
+    gemm_cycles, lru_misses_reference, reason_class, timeline_reference,
 )
 from ._m3vit_model import memory_inventory as _inventory
 
@@ -342,40 +342,55 @@ class M3ViTSimulator(Simulator):
                 f"expert_hidden={g.expert_hidden}; the buffer plan needs hidden divisible by heads, ffn a multiple "
                 "of hidden and 0 < expert_hidden <= hidden")
 
+    def budget_reasons(self, columns: Mapping[str, np.ndarray], workload: Workload | str | None = None) -> np.ndarray:
+        """Which resource budget each design breaks, without running the model: ``int8`` codes of
+        :data:`REASON_CLASSES` (0 within them, 2 a weight tile larger than one buffer, 3/4/5 over
+        the DSPs / on-chip memory / both), from the batched kernel's own resource count
+        (``_m3vit_batch.budget_reasons``).  ``columns``: one array of values per parameter, a row
+        per design (``Constraint.vector``'s input); ``top_k <= n_experts`` is not checked here."""
+        g, _, _, dense = self._info(self.workload(workload))
+        ints = [np.asarray(columns[k], dtype=np.int64) for k in ("pe_in", "pe_out", "n_wbuf", "wbuf_kib", "cache_slots")]
+        sched = np.asarray(columns["schedule"])
+        code = (np.full(len(sched), 3, dtype=np.int64) if dense
+                else np.select([sched == s for s in self._space["schedule"].values], [0, 1, 2], -1))
+        reason = np.empty(len(sched), dtype=np.int8)
+        _batch.budget_reasons(*ints, code, *(np.asarray(columns[k], dtype=np.int64) for k in ("n_experts", "top_k")),
+                              np.array([*g, self.token_capacity], dtype=np.int64), self._kernel_constants(), reason)
+        return reason
+
     def workload_constraints(self, workload: Workload) -> tuple[Constraint, ...]:
-        """The device's budgets as declared rules (no simulation needed; :func:`budget_rules`):
+        """The device's budgets as declared rules (no simulation needed; :meth:`budget_reasons`):
         a weight tile must fit one buffer (``tile``: up to ``d x pe_out`` 16-bit weights, ``d``
         the workload's model width), the MAC array must fit the DSPs (``dsp``) and the buffer
         inventory the BRAM, URAM and allowed LUTRAM (``memory``; it depends on the workload's
-        width and expert size).  :meth:`evaluate` reports these designs infeasible as before,
-        with its own reason and metrics; the declaration lets agents (BO's
-        ``known_constraints``) skip them without a simulation, as the ``top_k`` rule is
-        skipped.  ``archgym describe archgym/M3ViT-v0`` prints them."""
-        g, _, _, dense = self._info(self.workload(workload))
-        key = (g, dense, self.token_capacity, self.lutram_frac)
-        memo = self.__dict__.setdefault("_rules", {})
-        if key not in memo:
-            def vector(name: str, c: Mapping[str, np.ndarray]) -> np.ndarray:
-                return budget_rules(c, g, dense, self.token_capacity, self.lutram_frac)[name]
+        width and expert size).  A design whose tile does not fit breaks ``tile`` alone, as the
+        simulator reports it.  :meth:`evaluate` reports these designs infeasible as before, with
+        its own reason and metrics; the declaration lets agents (BO's ``known_constraints``)
+        skip them without a simulation, as the ``top_k`` rule is skipped.  ``archgym describe
+        archgym/M3ViT-v0`` prints them."""
+        w = self.workload(workload)
+        g, _, _, dense = self._info(w)
+        lut = PLATFORM["lutram_bits"] / 8 * self.lutram_frac
+        sched = "" if dense else ", schedule={schedule}"
+        rules = {   # rule: (message, the reason codes that break it)
+            "tile": (f"a weight tile (up to {g.hidden} x pe_out={{pe_out}} {int(MODEL['w_bits'])}-bit weights) "
+                     f"does not fit one wbuf_kib={{wbuf_kib}} KiB buffer", (2,)),
+            "dsp": (f"the pe_in={{pe_in}} x pe_out={{pe_out}} MAC array needs pe_in x pe_out + pe_out + "
+                    f"{int(MODEL['misc_dsp_count'])} DSPs, more than the device's {int(PLATFORM['dsp_count'])}", (3, 5)),
+            "memory": (f"the on-chip buffers (n_wbuf={{n_wbuf}} x wbuf_kib={{wbuf_kib}} KiB weights{sched}, "
+                       f"cache_slots={{cache_slots}}, n_experts={{n_experts}}, plus biases, activations and "
+                       f"routing queues) exceed the device's {BRAM_URAM_BYTES / 2**20:.3f} MiB BRAM+URAM + "
+                       f"{lut / 2**20:.3f} MiB LUTRAM (lutram_frac={self.lutram_frac:g})", (4, 5)),
+        }
 
-            def check(name: str, d: Mapping[str, Any]) -> bool:
-                return bool(vector(name, {k: np.array([v]) for k, v in d.items()})[0])
+        def vector(codes: tuple[int, ...], c: Mapping[str, np.ndarray]) -> np.ndarray:
+            return ~np.isin(self.budget_reasons(c, w), codes)
 
-            lut = PLATFORM["lutram_bits"] / 8 * self.lutram_frac
-            sched = "" if dense else ", schedule={schedule}"
-            msgs = {
-                "tile": f"a weight tile (up to {g.hidden} x pe_out={{pe_out}} {int(MODEL['w_bits'])}-bit weights) "
-                        f"does not fit one wbuf_kib={{wbuf_kib}} KiB buffer",
-                "dsp": f"the pe_in={{pe_in}} x pe_out={{pe_out}} MAC array needs pe_in x pe_out + pe_out + "
-                       f"{int(MODEL['misc_dsp_count'])} DSPs, more than the device's {int(PLATFORM['dsp_count'])}",
-                "memory": f"the on-chip buffers (n_wbuf={{n_wbuf}} x wbuf_kib={{wbuf_kib}} KiB weights{sched}, "
-                          f"cache_slots={{cache_slots}}, n_experts={{n_experts}}, plus biases, activations and "
-                          f"routing queues) exceed the device's {BRAM_URAM_BYTES / 2**20:.3f} MiB BRAM+URAM + "
-                          f"{lut / 2**20:.3f} MiB LUTRAM (lutram_frac={self.lutram_frac:g})",
-            }
-            memo[key] = tuple(Constraint(n, functools.partial(check, n), msgs[n], vector=functools.partial(vector, n))
-                              for n in ("tile", "dsp", "memory"))
-        return memo[key]
+        def check(codes: tuple[int, ...], d: Mapping[str, Any]) -> bool:
+            return bool(vector(codes, {k: np.array([v]) for k, v in d.items()})[0])
+
+        return tuple(Constraint(name, functools.partial(check, codes), msg, vector=functools.partial(vector, codes))
+                     for name, (msg, codes) in rules.items())
 
     def routing_for(self, dataset: str, task: int, n_experts: int, top_k: int, *, geom: Geom | None = None) -> Routing:
         """The (cached) synthetic routing of the MoE layers for one dataset and task."""

@@ -96,8 +96,8 @@ def test_m3vit_budget_rules_match_the_simulator(wl, opts):
     """M3ViT-v0's declared budgets (tile, dsp, memory) mark exactly the designs the simulator finds
     infeasible, rule by rule against its reason class: the batched kernel on 20,000 random designs,
     the reference path on 300 (which also checks that the evaluator leaves them to the simulator:
-    same reason and metrics).  The whole 11 M grid agrees on pascal, pascal-dense and nyud/depth
-    (benchmarks/README.md gives the command)."""
+    same reason and metrics).  ``python benchmarks/check_m3vit_budgets.py`` checks the whole
+    11 M grid of pascal, pascal-dense and nyud/depth."""
     from simulators.m3vit import REASON_CLASSES, M3ViTSimulator, reason_class
     from tests.test_m3vit_workloads import VIT_TI
     from archgym.simulator import Evaluator
