@@ -98,10 +98,11 @@ def test_m3vit_budget_rules_match_the_simulator(wl, opts):
     the reference path on 300 (which also checks that the evaluator leaves them to the simulator:
     same reason and metrics).  ``python benchmarks/check_m3vit_budgets.py`` checks the whole
     11 M grid of pascal, pascal-dense and nyud/depth."""
-    from simulators.m3vit import REASON_CLASSES, M3ViTSimulator, reason_class
-    from tests.test_m3vit_workloads import VIT_TI
+    from test_m3vit_workloads import VIT_TI
+
     from archgym.simulator import Evaluator
     from archgym.workloads import vit_moe_workload
+    from simulators.m3vit import REASON_CLASSES, M3ViTSimulator, reason_class
 
     sim = M3ViTSimulator(**opts)
     ev = Evaluator(sim, vit_moe_workload(VIT_TI, "pascal") if wl == "vit-ti" else wl)
